@@ -1,0 +1,147 @@
+/* autograd/autograd.h — the tape, the ops that record on it, and parameters.
+ *
+ * Ops are eager: nb_add(tp, a, b) computes a + b at once and, when an input requires a gradient
+ * and recording is on, appends one record to the tape. The tape is therefore already in
+ * topological order and nb_backward is a reverse loop over it.
+ *
+ * Memory has two lifetimes. Every op result (and every gradient of one) lives in the tape's
+ * arena, which nb_tape_reset rewinds in one go; after the first step the arena stops growing.
+ * Parameters, their gradients and optimizer state live in an nb_params store, one flat block per
+ * kind, until the store is freed.
+ *
+ * Errors are sticky. The first op that fails (bad shape, mixed dtypes, no memory) records a
+ * message naming the op and its operands, and returns NULL; every later op given a NULL input
+ * returns NULL too. Check once, at nb_backward or with nb_tape_status. The library never prints
+ * and never exits.
+ */
+#ifndef NB_AUTOGRAD_H
+#define NB_AUTOGRAD_H
+
+#include "tensor/rng.h"
+#include "tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_tape nb_tape;
+typedef struct nb_params nb_params;
+
+/* ---- tape ---------------------------------------------------------------------------------- */
+
+/* A tape with recording on. Returns NULL only when out of memory. */
+NB_API nb_tape *nb_tape_new(void);
+NB_API void nb_tape_free(nb_tape *tp);
+/* Drops every record, intermediate tensor and error; keeps the arena's memory for reuse. */
+NB_API void nb_tape_reset(nb_tape *tp);
+/* Recording on (1) or off (0, inference: same calls, nothing recorded). Returns the old value. */
+NB_API int nb_tape_set_grad(nb_tape *tp, int on);
+NB_API nb_status nb_tape_status(const nb_tape *tp);
+/* The first error since the last reset, e.g. "nb_add: shapes (3,5) and (4,5) do not broadcast";
+ * "" when there is none. */
+NB_API const char *nb_tape_error(const nb_tape *tp);
+NB_API int nb_tape_size(const nb_tape *tp);             /* records since reset */
+NB_API size_t nb_tape_arena_bytes(const nb_tape *tp);   /* memory the arena holds */
+
+/* Reverse pass from a scalar (one-element) loss, seeded with 1. Gradients are added (+=) into
+ * t->grad of every tensor that requires one: parameters' persistent gradients, and arena
+ * gradients for the rest. Returns the tape's sticky error if an op failed earlier. */
+NB_API nb_status nb_backward(nb_tape *tp, nb_tensor *loss);
+/* The same from any output y, seeded with the cotangent seed (y's shape). */
+NB_API nb_status nb_backward_from(nb_tape *tp, nb_tensor *y, const nb_tensor *seed);
+
+/* ---- tensors in the arena ------------------------------------------------------------------ */
+
+NB_API nb_tensor *nb_empty(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_zeros(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_full(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, double v);
+NB_API nb_tensor *nb_scalar(nb_tape *tp, nb_dtype dt, double v);
+/* Copies numel values of dtype dt from src. */
+NB_API nb_tensor *nb_tensor_from(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape,
+                                 const void *src);
+/* Random tensors are constants (no gradient). The draw depends on rng and numel only. */
+NB_API nb_tensor *nb_uniform(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim,
+                             const int64_t *shape, double lo, double hi);
+NB_API nb_tensor *nb_randn(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_bernoulli(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim,
+                               const int64_t *shape, double p);
+/* Marks a leaf (e.g. from nb_tensor_from) as needing a gradient; returns it. NULL passes. */
+NB_API nb_tensor *nb_requires_grad(nb_tensor *t);
+/* A view of t that backward does not go through. */
+NB_API nb_tensor *nb_detach(nb_tape *tp, nb_tensor *t);
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+/* Every op takes the tape first, accepts NULL inputs (returns NULL) and, for binary ops,
+ * broadcasts its operands the NumPy way. Results are new arena tensors (views for the view ops). */
+
+NB_API nb_tensor *nb_add(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_sub(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_mul(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_div(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_neg(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_scale(nb_tape *tp, nb_tensor *a, double s);      /* s·a */
+NB_API nb_tensor *nb_add_scalar(nb_tape *tp, nb_tensor *a, double s); /* a + s */
+NB_API nb_tensor *nb_exp(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_log(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_log1p(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_sqrt(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_square(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_tanh(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_sigmoid(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_relu(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_softplus(nb_tape *tp, nb_tensor *a);    /* log(1 + e^a), stable */
+NB_API nb_tensor *nb_log_sigmoid(nb_tape *tp, nb_tensor *a); /* -softplus(-a), stable */
+NB_API nb_tensor *nb_clamp(nb_tape *tp, nb_tensor *a, double lo, double hi);
+/* mask != 0 ? a : b; the mask gets no gradient. */
+NB_API nb_tensor *nb_where(nb_tape *tp, nb_tensor *mask, nb_tensor *a, nb_tensor *b);
+/* a > b ? 1 : 0, a constant mask. */
+NB_API nb_tensor *nb_greater(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+
+/* Reductions over the listed axes (negative counts from the end; naxes = 0 means all). keepdim
+ * keeps the reduced axes with size 1. */
+NB_API nb_tensor *nb_sum(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
+NB_API nb_tensor *nb_mean(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
+/* log Σ exp(a), shifted by the max so it neither overflows nor underflows. */
+NB_API nb_tensor *nb_logsumexp(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
+NB_API nb_tensor *nb_sum_all(nb_tape *tp, nb_tensor *a); /* shape () */
+
+/* a·b. a is (M,K) or (B,M,K); b is (K,N) or (B,K,N); a (K,N) b is shared across the batch.
+ * Transposed views are passed to the GEMM as flags, not copied. */
+NB_API nb_tensor *nb_matmul(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+/* Joins a and b along axis; all other dims must match. */
+NB_API nb_tensor *nb_concat(nb_tape *tp, int axis, nb_tensor *a, nb_tensor *b);
+
+/* Views: no copy, unless reshape meets a non-contiguous input. */
+NB_API nb_tensor *nb_reshape(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_permute(nb_tape *tp, nb_tensor *a, const int *perm);
+NB_API nb_tensor *nb_transpose(nb_tape *tp, nb_tensor *a, int d0, int d1);
+/* Elements start, start+step, ... < end along axis. */
+NB_API nb_tensor *nb_slice(nb_tape *tp, nb_tensor *a, int axis, int64_t start, int64_t end,
+                           int64_t step);
+/* Broadcast to shape (size-1 dims repeat with stride 0; new leading dims may be added). */
+NB_API nb_tensor *nb_expand(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_contiguous(nb_tape *tp, nb_tensor *a);
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+/* A store of named parameters of one dtype, with their gradients, in flat blocks. */
+NB_API nb_params *nb_params_new(nb_dtype dt);
+NB_API void nb_params_free(nb_params *ps);
+/* Registers a zero-filled parameter. Returns NULL if the name is taken or memory runs out; see
+ * nb_params_error. The tensor stays valid until the store is freed. Registering moves the flat
+ * blocks, so re-read t->data after adding parameters, never cache it before. */
+NB_API nb_tensor *nb_param(nb_params *ps, const char *name, int ndim, const int64_t *shape);
+NB_API const char *nb_params_error(const nb_params *ps);
+NB_API nb_dtype nb_params_dtype(const nb_params *ps);
+NB_API int nb_params_count(const nb_params *ps);
+NB_API nb_tensor *nb_params_at(nb_params *ps, int i);
+NB_API nb_tensor *nb_params_find(nb_params *ps, const char *name);
+NB_API int64_t nb_params_numel(const nb_params *ps); /* total values, without padding */
+NB_API void nb_params_zero_grad(nb_params *ps);
+/* The flat blocks: n values each (parameters padded to 64-byte boundaries, padding is zero). */
+NB_API void nb_params_flat(nb_params *ps, void **data, void **grad, int64_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,301 @@
+/* autograd/op_view.c — reshape, permute, slice, expand, contiguous, concat.
+ *
+ * The view ops share their input's data and only change shape and strides. Their gradients are
+ * ordinary contiguous tensors; backward adds the output gradient into the matching view of the
+ * input gradient (a permuted or sliced view), or, for expand, sums it over the broadcast dims:
+ * that is the one place where broadcasting is undone.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/tape.h"
+
+/* ---- expand ------------------------------------------------------------------------------- */
+
+nb_status nb_fwd_expand(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    const nb_tensor *a = n->in[0];
+    nb_tensor *y = n->out;
+    const int lead = y->ndim - a->ndim;
+    for (int d = 0; d < y->ndim; d++) {
+        int ad = d - lead;
+        y->stride[d] = ad < 0 || (a->shape[ad] == 1 && y->shape[d] != 1) ? 0 : a->stride[ad];
+    }
+    y->data = a->data;
+    return NB_OK;
+}
+
+void nb_bwd_expand(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    if (!ga) return;
+    /* ga seen with the output's ndim (leading size-1 dims), then summed into */
+    nb_tensor g = *ga;
+    const int lead = n->out->ndim - ga->ndim;
+    g.ndim = n->out->ndim;
+    for (int d = 0; d < g.ndim; d++) {
+        g.shape[d] = d < lead ? 1 : ga->shape[d - lead];
+        g.stride[d] = d < lead ? 0 : ga->stride[d - lead];
+    }
+    nb_reduce(NB_RED_SUM, &g, n->out->grad, 1);
+}
+
+nb_tensor *nb_expand(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape)
+{
+    if (!nb__inputs(tp, "expand", 1, &a)) return NULL;
+    int ok = ndim >= a->ndim && ndim <= NB_MAX_DIMS;
+    for (int d = 0; ok && d < a->ndim; d++) {
+        int64_t s = a->shape[d], t = shape[ndim - a->ndim + d];
+        ok = s == t || s == 1;
+    }
+    if (!ok) {
+        nb_tensor want;
+        nb_tensor_wrap(&want, a->dtype, ndim <= NB_MAX_DIMS ? ndim : 0, shape, NULL);
+        nb__fail(tp, NB_ERR_SHAPE, "nb_expand: cannot broadcast %s to %s", NB_SHP(a),
+                 NB_SHP(&want));
+        return NULL;
+    }
+    if (ndim == a->ndim && !memcmp(shape, a->shape, (size_t)ndim * sizeof *shape)) return a;
+    nb_node n = {.op = NB_OP_EXPAND, .nin = 1, .in = {a}};
+    return nb__apply(tp, &n, ndim, shape, 1);
+}
+
+/* ---- contiguous, reshape ------------------------------------------------------------------ */
+
+nb_status nb_fwd_contiguous(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    nb_ew(NB_EW_COPY, n->out, n->in[0], NULL, NULL, 0, 0);
+    return NB_OK;
+}
+
+void nb_bwd_contiguous(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    if (ga) nb_ew(NB_EW_ACC, ga, n->out->grad, NULL, NULL, 0, 0);
+}
+
+nb_tensor *nb_contiguous(nb_tape *tp, nb_tensor *a)
+{
+    if (!nb__inputs(tp, "contiguous", 1, &a)) return NULL;
+    if (nb_is_contiguous(a)) return a;
+    nb_node n = {.op = NB_OP_CONTIGUOUS, .nin = 1, .in = {a}};
+    return nb__apply(tp, &n, a->ndim, a->shape, 0);
+}
+
+nb_status nb_fwd_reshape(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    n->out->data = n->in[0]->data; /* the input is contiguous: same bytes, new shape */
+    return NB_OK;
+}
+
+void nb_bwd_reshape(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    if (!ga) return;
+    nb_tensor gy;
+    nb_tensor_wrap(&gy, ga->dtype, ga->ndim, ga->shape, n->out->grad->data);
+    nb_ew(NB_EW_ACC, ga, &gy, NULL, NULL, 0, 0);
+}
+
+nb_tensor *nb_reshape(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape)
+{
+    if (!nb__inputs(tp, "reshape", 1, &a)) return NULL;
+    int64_t s[NB_MAX_DIMS], known = 1;
+    int infer = -1, ok = ndim >= 0 && ndim <= NB_MAX_DIMS;
+    for (int d = 0; ok && d < ndim; d++) {
+        s[d] = shape[d];
+        if (s[d] == -1 && infer < 0)
+            infer = d;
+        else if (s[d] < 0)
+            ok = 0;
+        else
+            known *= s[d];
+    }
+    const int64_t numel = nb_numel(a);
+    if (ok && infer >= 0) {
+        ok = known > 0 && numel % known == 0;
+        if (ok) s[infer] = numel / known;
+    }
+    if (!ok || known * (infer >= 0 ? s[infer] : 1) != numel) {
+        char want[96] = "(";
+        for (int d = 0; d < ndim && d < NB_MAX_DIMS + 1; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), d ? ",%lld" : "%lld",
+                     (long long)shape[d]);
+        strcat(want, ")");
+        nb__fail(tp, NB_ERR_SHAPE, "nb_reshape: cannot view %s (%lld elements) as %s", NB_SHP(a),
+                 (long long)numel, want);
+        return NULL;
+    }
+    if (!(a = nb_contiguous(tp, a))) return NULL;
+    nb_node n = {.op = NB_OP_RESHAPE, .nin = 1, .in = {a}};
+    return nb__apply(tp, &n, ndim, s, 1);
+}
+
+/* ---- permute ------------------------------------------------------------------------------ */
+
+/* The view of t with its dims reordered: dim d of the result is dim perm[d] of t. */
+static nb_tensor permuted(const nb_tensor *t, const int64_t *perm)
+{
+    nb_tensor v = *t;
+    for (int d = 0; d < t->ndim; d++) {
+        v.shape[d] = t->shape[perm[d]];
+        v.stride[d] = t->stride[perm[d]];
+    }
+    return v;
+}
+
+nb_status nb_fwd_permute(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    nb_tensor v = permuted(n->in[0], n->i);
+    n->out->data = v.data;
+    memcpy(n->out->stride, v.stride, sizeof v.stride);
+    return NB_OK;
+}
+
+void nb_bwd_permute(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    if (!ga) return;
+    nb_tensor gv = permuted(ga, n->i); /* ga's elements in the output's order */
+    nb_ew(NB_EW_ACC, &gv, n->out->grad, NULL, NULL, 0, 0);
+}
+
+nb_tensor *nb_permute(nb_tape *tp, nb_tensor *a, const int *perm)
+{
+    if (!nb__inputs(tp, "permute", 1, &a)) return NULL;
+    nb_node n = {.op = NB_OP_PERMUTE, .nin = 1, .in = {a}};
+    int64_t shape[NB_MAX_DIMS];
+    unsigned seen = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        if (perm[d] < 0 || perm[d] >= a->ndim || (seen >> perm[d] & 1)) {
+            nb__fail(tp, NB_ERR_ARG, "nb_permute: not a permutation of the %d dims of %s",
+                     a->ndim, NB_SHP(a));
+            return NULL;
+        }
+        seen |= 1u << perm[d];
+        n.i[d] = perm[d];
+        shape[d] = a->shape[perm[d]];
+    }
+    return nb__apply(tp, &n, a->ndim, shape, 1);
+}
+
+nb_tensor *nb_transpose(nb_tape *tp, nb_tensor *a, int d0, int d1)
+{
+    if (!nb__inputs(tp, "transpose", 1, &a)) return NULL;
+    if (d0 < 0) d0 += a->ndim;
+    if (d1 < 0) d1 += a->ndim;
+    if (d0 < 0 || d0 >= a->ndim || d1 < 0 || d1 >= a->ndim) {
+        nb__fail(tp, NB_ERR_ARG, "nb_transpose: dims %d, %d out of range for %s", d0, d1,
+                 NB_SHP(a));
+        return NULL;
+    }
+    int perm[NB_MAX_DIMS];
+    for (int d = 0; d < a->ndim; d++) perm[d] = d;
+    perm[d0] = d1;
+    perm[d1] = d0;
+    return nb_permute(tp, a, perm);
+}
+
+/* ---- slice -------------------------------------------------------------------------------- */
+
+/* n->i = {axis, start, step} */
+static nb_tensor sliced(const nb_tensor *t, const int64_t *arg, int64_t len)
+{
+    nb_tensor v = *t;
+    const int ax = (int)arg[0];
+    v.data = (char *)t->data + arg[1] * t->stride[ax] * (int64_t)nb_dtype_size(t->dtype);
+    v.shape[ax] = len;
+    v.stride[ax] = t->stride[ax] * arg[2];
+    return v;
+}
+
+nb_status nb_fwd_slice(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    nb_tensor v = sliced(n->in[0], n->i, n->out->shape[n->i[0]]);
+    n->out->data = v.data;
+    memcpy(n->out->stride, v.stride, sizeof v.stride);
+    return NB_OK;
+}
+
+void nb_bwd_slice(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    if (!ga) return;
+    nb_tensor gv = sliced(ga, n->i, n->out->shape[n->i[0]]);
+    nb_ew(NB_EW_ACC, &gv, n->out->grad, NULL, NULL, 0, 0);
+}
+
+nb_tensor *nb_slice(nb_tape *tp, nb_tensor *a, int axis, int64_t start, int64_t end, int64_t step)
+{
+    if (!nb__inputs(tp, "slice", 1, &a)) return NULL;
+    int ax = axis < 0 ? axis + a->ndim : axis;
+    if (ax < 0 || ax >= a->ndim || step < 1) {
+        nb__fail(tp, NB_ERR_ARG, "nb_slice: axis %d or step %lld invalid for %s", axis,
+                 (long long)step, NB_SHP(a));
+        return NULL;
+    }
+    const int64_t dim = a->shape[ax];
+    if (start < 0) start += dim;
+    if (end < 0) end += dim;
+    if (start < 0 || end > dim || start > end) {
+        nb__fail(tp, NB_ERR_ARG, "nb_slice: range [%lld, %lld) out of bounds for axis %d of %s",
+                 (long long)start, (long long)end, axis, NB_SHP(a));
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[ax] = (end - start + step - 1) / step;
+    nb_node n = {.op = NB_OP_SLICE, .nin = 1, .in = {a}, .i = {ax, start, step}};
+    return nb__apply(tp, &n, a->ndim, shape, 1);
+}
+
+/* ---- concat ------------------------------------------------------------------------------- */
+
+/* n->i[0] = axis. The output's two halves are slices of it along the axis. */
+static void halves(const nb_tensor *y, const nb_node *n, nb_tensor *ya, nb_tensor *yb)
+{
+    const int64_t len_a = n->in[0]->shape[n->i[0]];
+    *ya = sliced(y, (const int64_t[]){n->i[0], 0, 1}, len_a);
+    *yb = sliced(y, (const int64_t[]){n->i[0], len_a, 1}, y->shape[n->i[0]] - len_a);
+}
+
+nb_status nb_fwd_concat(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    nb_tensor ya, yb;
+    halves(n->out, n, &ya, &yb);
+    nb_ew(NB_EW_COPY, &ya, n->in[0], NULL, NULL, 0, 0);
+    nb_ew(NB_EW_COPY, &yb, n->in[1], NULL, NULL, 0, 0);
+    return NB_OK;
+}
+
+void nb_bwd_concat(nb_tape *tp, nb_node *n)
+{
+    nb_tensor ga_v, gb_v, *ga = nb__grad(tp, n->in[0]), *gb = nb__grad(tp, n->in[1]);
+    halves(n->out->grad, n, &ga_v, &gb_v);
+    if (ga) nb_ew(NB_EW_ACC, ga, &ga_v, NULL, NULL, 0, 0);
+    if (gb) nb_ew(NB_EW_ACC, gb, &gb_v, NULL, NULL, 0, 0);
+}
+
+nb_tensor *nb_concat(nb_tape *tp, int axis, nb_tensor *a, nb_tensor *b)
+{
+    if (!nb__inputs(tp, "concat", 2, (nb_tensor *[]){a, b})) return NULL;
+    int ax = axis < 0 ? axis + a->ndim : axis;
+    int ok = a->ndim == b->ndim && ax >= 0 && ax < a->ndim;
+    for (int d = 0; ok && d < a->ndim; d++) ok = d == ax || a->shape[d] == b->shape[d];
+    if (!ok) {
+        nb__fail(tp, NB_ERR_SHAPE, "nb_concat: shapes %s and %s do not join along axis %d",
+                 NB_SHP(a), NB_SHP(b), axis);
+        return NULL;
+    }
+    int64_t shape[NB_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[ax] += b->shape[ax];
+    nb_node n = {.op = NB_OP_CONCAT, .nin = 2, .in = {a, b}, .i = {ax}};
+    return nb__apply(tp, &n, a->ndim, shape, 0);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages nabla needs to build, test and run its demos. Idempotent: when
+# every package is present it only checks (well under a second).
+set -euo pipefail
+
+pkgs=(
+  gcc meson ninja-build pkg-config python3   # build; python3 counts test results in .ci/run
+  libdnnl-dev                                # oneDNN: GEMM, convolutions
+  libsleef-dev                               # SLEEF: vectorised exp/log/tanh
+  zlib1g-dev libpng-dev                      # IDX .gz data, PNG pictures
+  liblapacke-dev                             # PCA and Cholesky in the apps
+  libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG
+  dataset-fashion-mnist                      # the default data set
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"

@@ -1,0 +1,287 @@
+/* tensor/ew.c — kernel dispatch and the drivers that run row kernels over strided tensors.
+ *
+ * A driver coalesces the operands' dims (drops size-1 dims, merges dims that are contiguous in
+ * every operand), then calls the row kernel on the innermost dim. Operands whose innermost
+ * stride is not 1 (transposed views, broadcast stride-0 dims) are gathered into a small buffer
+ * first, so kernels only ever see contiguous spans.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+
+#include "tensor/kernels.h"
+
+const char *const nb_ew_names[NB_EW_COUNT] = {
+#define NB_EW(id, nin, doc) #id,
+#include "tensor/ew.def"
+#undef NB_EW
+};
+
+const int nb_ew_arity[NB_EW_COUNT] = {
+#define NB_EW(id, nin, doc) nin,
+#include "tensor/ew.def"
+#undef NB_EW
+};
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static nb_kernel_table tables[2][NB_ISA_COUNT];
+static int isa_ok[NB_ISA_COUNT];
+static nb_isa isa_active;
+static once_flag init_once = ONCE_FLAG_INIT;
+
+static void kernels_init(void)
+{
+    nb_kernels_fill_ref_f32(&tables[NB_F32][NB_ISA_REF]);
+    nb_kernels_fill_ref_f64(&tables[NB_F64][NB_ISA_REF]);
+    isa_ok[NB_ISA_REF] = 1;
+#if NB_HAVE_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        nb_kernels_fill_avx2_f32(&tables[NB_F32][NB_ISA_AVX2]);
+        nb_kernels_fill_avx2_f64(&tables[NB_F64][NB_ISA_AVX2]);
+        isa_ok[NB_ISA_AVX2] = 1;
+    }
+    if (__builtin_cpu_supports("avx512f")) {
+        nb_kernels_fill_avx512_f32(&tables[NB_F32][NB_ISA_AVX512]);
+        nb_kernels_fill_avx512_f64(&tables[NB_F64][NB_ISA_AVX512]);
+        isa_ok[NB_ISA_AVX512] = 1;
+    }
+#endif
+    nb_isa cap = NB_ISA_AVX512;
+    const char *env = getenv("NB_ISA");
+    if (env && !strcmp(env, "ref")) cap = NB_ISA_REF;
+    if (env && !strcmp(env, "avx2")) cap = NB_ISA_AVX2;
+    isa_active = NB_ISA_REF;
+    for (int i = 0; i <= (int)cap; i++)
+        if (isa_ok[i]) isa_active = (nb_isa)i;
+}
+
+const nb_kernel_table *nb_kernels(nb_dtype dt)
+{
+    call_once(&init_once, kernels_init);
+    return &tables[dt][isa_active];
+}
+
+const nb_kernel_table *nb_kernels_isa(nb_dtype dt, nb_isa isa)
+{
+    call_once(&init_once, kernels_init);
+    return isa_ok[isa] ? &tables[dt][isa] : NULL;
+}
+
+/* ---- layout ------------------------------------------------------------------------------ */
+
+enum { MAX_OPS = 4, CHUNK = 256, PAR_MIN = 1 << 15, TASK_MIN = 1 << 13 };
+
+typedef struct layout {
+    int nd, nop;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t st[MAX_OPS][NB_MAX_DIMS];
+    char *base[MAX_OPS];
+} layout;
+
+/* All operands share t[0]'s shape. */
+static void layout_init(layout *L, int nop, const nb_tensor *const *t)
+{
+    L->nd = 0;
+    L->nop = nop;
+    for (int k = 0; k < nop; k++) L->base[k] = t[k]->data;
+    for (int d = 0; d < t[0]->ndim; d++) {
+        int64_t n = t[0]->shape[d];
+        if (n == 1) continue;
+        int merge = L->nd > 0;
+        for (int k = 0; k < nop && merge; k++)
+            merge = L->st[k][L->nd - 1] == t[k]->stride[d] * n;
+        if (merge) {
+            L->shape[L->nd - 1] *= n;
+            for (int k = 0; k < nop; k++) L->st[k][L->nd - 1] = t[k]->stride[d];
+        } else {
+            L->shape[L->nd] = n;
+            for (int k = 0; k < nop; k++) L->st[k][L->nd] = t[k]->stride[d];
+            L->nd++;
+        }
+    }
+    if (L->nd == 0) {
+        L->nd = 1;
+        L->shape[0] = 1;
+        for (int k = 0; k < nop; k++) L->st[k][0] = 1;
+    }
+}
+
+static int64_t layout_rows(const layout *L)
+{
+    int64_t r = 1;
+    for (int d = 0; d < L->nd - 1; d++) r *= L->shape[d];
+    return r;
+}
+
+/* Element offsets of the first element of outer row r, for every operand. */
+static void row_offsets(const layout *L, int64_t r, int64_t off[MAX_OPS])
+{
+    for (int k = 0; k < L->nop; k++) off[k] = 0;
+    for (int d = L->nd - 2; d >= 0; d--) {
+        int64_t i = r % L->shape[d];
+        r /= L->shape[d];
+        for (int k = 0; k < L->nop; k++) off[k] += i * L->st[k][d];
+    }
+}
+
+static void gather(size_t es, void *dst, const char *src, int64_t st, int64_t n)
+{
+    if (es == 8)
+        for (int64_t i = 0; i < n; i++) ((double *)dst)[i] = ((const double *)src)[i * st];
+    else
+        for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = ((const float *)src)[i * st];
+}
+
+static void scatter(size_t es, char *dst, const void *src, int64_t st, int64_t n)
+{
+    if (es == 8)
+        for (int64_t i = 0; i < n; i++) ((double *)dst)[i * st] = ((const double *)src)[i];
+    else
+        for (int64_t i = 0; i < n; i++) ((float *)dst)[i * st] = ((const float *)src)[i];
+}
+
+/* Runs f over elements [j0, j1) of outer row r. Operand 0 is the output. */
+static void run_span(nb_ew_fn f, const layout *L, size_t es, int64_t r, int64_t j0, int64_t j1,
+                     const double *s)
+{
+    int64_t off[MAX_OPS];
+    row_offsets(L, r, off);
+    const int in = L->nd - 1;
+    char *p[MAX_OPS] = {0};
+    int unit = 1;
+    for (int k = 0; k < L->nop; k++) {
+        p[k] = L->base[k] + (off[k] + j0 * L->st[k][in]) * (int64_t)es;
+        unit &= L->st[k][in] == 1;
+    }
+    if (unit) {
+        f(j1 - j0, p[0], p[1], p[2], p[3], s);
+        return;
+    }
+    double buf[MAX_OPS][CHUNK]; /* doubles: room for either dtype */
+    for (int64_t j = j0; j < j1; j += CHUNK) {
+        int64_t n = j1 - j < CHUNK ? j1 - j : CHUNK;
+        void *q[MAX_OPS] = {0};
+        for (int k = 0; k < L->nop; k++) {
+            const char *src = p[k] + (j - j0) * L->st[k][in] * (int64_t)es;
+            if (L->st[k][in] == 1) {
+                q[k] = (void *)src;
+            } else {
+                gather(es, buf[k], src, L->st[k][in], n);
+                q[k] = buf[k];
+            }
+        }
+        f(n, q[0], q[1], q[2], q[3], s);
+        if (L->st[0][in] != 1) scatter(es, p[0] + (j - j0) * L->st[0][in] * (int64_t)es, q[0],
+                                       L->st[0][in], n);
+    }
+}
+
+static int has_zero_stride(const layout *L, int k)
+{
+    for (int d = 0; d < L->nd; d++)
+        if (L->st[k][d] == 0) return 1;
+    return 0;
+}
+
+/* ---- elementwise driver ------------------------------------------------------------------ */
+
+static void run_layout(nb_ew_fn f, const layout *L, size_t es, const double *s)
+{
+    const int64_t rows = layout_rows(L), inner = L->shape[L->nd - 1];
+    const int64_t total = rows * inner;
+    const int threads = total >= PAR_MIN ? omp_get_max_threads() : 1;
+    /* An output with stride-0 dims is a reduction target: rows write the same elements, so
+     * only the inner dim is split, and each task walks the rows in order (deterministic). */
+    const int reduce = has_zero_stride(L, 0);
+    int64_t nsplit = 1;
+    if (threads > 1 && (reduce || rows < 2 * threads)) {
+        nsplit = inner / TASK_MIN;
+        if (nsplit > 4 * threads) nsplit = 4 * threads;
+        if (nsplit < 1) nsplit = 1;
+    }
+    const int64_t span = (inner + nsplit - 1) / nsplit;
+    if (reduce) {
+#pragma omp parallel for schedule(static) if (nsplit > 1)
+        for (int64_t part = 0; part < nsplit; part++) {
+            int64_t j0 = part * span, j1 = j0 + span < inner ? j0 + span : inner;
+            for (int64_t r = 0; r < rows; r++) run_span(f, L, es, r, j0, j1, s);
+        }
+        return;
+    }
+    const int64_t ntask = rows * nsplit;
+#pragma omp parallel for schedule(static) if (threads > 1)
+    for (int64_t t = 0; t < ntask; t++) {
+        int64_t r = t / nsplit, part = t % nsplit;
+        int64_t j0 = part * span, j1 = j0 + span < inner ? j0 + span : inner;
+        if (j0 < j1) run_span(f, L, es, r, j0, j1, s);
+    }
+}
+
+void nb_ew(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b,
+           const nb_tensor *c, double s0, double s1)
+{
+    const nb_tensor *ops[MAX_OPS] = {y, a, b, c};
+    int nop = 1 + nb_ew_arity[id];
+    layout L;
+    layout_init(&L, nop, ops);
+    const double s[2] = {s0, s1};
+    run_layout(nb_kernels(y->dtype)->ew[id], &L, nb_dtype_size(y->dtype), s);
+}
+
+/* ---- reductions -------------------------------------------------------------------------- */
+
+void nb_fill(nb_tensor *y, double v)
+{
+    int64_t n = nb_numel(y);
+    if (v == 0 && !signbit(v)) {
+        memset(y->data, 0, (size_t)n * nb_dtype_size(y->dtype));
+    } else if (y->dtype == NB_F64) {
+        for (int64_t i = 0; i < n; i++) ((double *)y->data)[i] = v;
+    } else {
+        for (int64_t i = 0; i < n; i++) ((float *)y->data)[i] = (float)v;
+    }
+}
+
+void nb_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate)
+{
+    if (!accumulate) nb_fill(y, kind == NB_RED_SUM ? 0.0 : -INFINITY);
+    /* y seen with x's shape: stride 0 along the reduced dims */
+    nb_tensor yb = *y;
+    for (int d = 0; d < x->ndim; d++) {
+        yb.shape[d] = x->shape[d];
+        if (y->shape[d] == 1) yb.stride[d] = 0;
+    }
+    const nb_tensor *ops[2] = {&yb, x};
+    layout L;
+    layout_init(&L, 2, ops);
+    const nb_kernel_table *k = nb_kernels(x->dtype);
+    const size_t es = nb_dtype_size(x->dtype);
+    const int in = L.nd - 1;
+    if (L.st[0][in] != 0) { /* inner dim kept: accumulate whole rows */
+        run_layout(k->ew[kind == NB_RED_SUM ? NB_EW_ACC : NB_EW_MAXACC], &L, es, NULL);
+        return;
+    }
+    /* inner dim reduced: one row reduction per outer row */
+    nb_red_fn red = kind == NB_RED_SUM ? k->sum : k->max;
+    const int64_t rows = layout_rows(&L), inner = L.shape[in];
+    double buf[CHUNK];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off[MAX_OPS];
+        row_offsets(&L, r, off);
+        char *yp = L.base[0] + off[0] * (int64_t)es;
+        const char *xp = L.base[1] + off[1] * (int64_t)es;
+        if (L.st[1][in] == 1) {
+            red(inner, xp, yp);
+            continue;
+        }
+        for (int64_t j = 0; j < inner; j += CHUNK) {
+            int64_t n = inner - j < CHUNK ? inner - j : CHUNK;
+            gather(es, buf, xp + j * L.st[1][in] * (int64_t)es, L.st[1][in], n);
+            red(n, buf, yp);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+/* tensor/kern_tmpl.c — every row kernel of tensor/ew.def, compiled once per (dtype, ISA).
+ *
+ * Meson builds this file six times: -DNB_TMPL_F64=0|1 × -DNB_ISA_ID=0 (ref), 1 (avx2), 2 (avx512).
+ * The loops are the same in every build; the reference build is plain scalar C over libm and is
+ * the definition of each kernel. The SIMD builds are compiled with -mavx2/-mavx512f, so the
+ * arithmetic loops are vectorised by the compiler, and the transcendentals (exp, log, log1p,
+ * tanh and what is built from them) go through SLEEF's vector functions via the V* macros.
+ * tests/test_kernels.c checks each SIMD build against the reference.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "tensor/kernels.h"
+
+#if NB_TMPL_F64
+typedef double real;
+#define DT f64
+#define SSQRT sqrt
+#else
+typedef float real;
+#define DT f32
+#define SSQRT sqrtf
+#endif
+
+#if NB_ISA_ID == 0
+#define ISA ref
+#define VL 1
+typedef real vec;
+#if NB_TMPL_F64
+#define VEXP exp
+#define VLOG log
+#define VLOG1P log1p
+#define VTANH tanh
+#define VABS fabs
+#define VMAX fmax
+#define VMIN fmin
+#else
+#define VEXP expf
+#define VLOG logf
+#define VLOG1P log1pf
+#define VTANH tanhf
+#define VABS fabsf
+#define VMAX fmaxf
+#define VMIN fminf
+#endif
+
+#else /* SIMD: sleef.h declares the vector API only when the ISA macros are on. */
+#include <immintrin.h>
+#include <sleef.h>
+#if NB_ISA_ID == 1
+#define ISA avx2
+#if NB_TMPL_F64
+#define VL 4
+typedef __m256d vec;
+#define VEXP Sleef_expd4_u10avx2
+#define VLOG Sleef_logd4_u10avx2
+#define VLOG1P Sleef_log1pd4_u10avx2
+#define VTANH Sleef_tanhd4_u10avx2
+#define VABS Sleef_fabsd4_avx2
+#define VMAX Sleef_fmaxd4_avx2
+#define VMIN Sleef_fmind4_avx2
+#else
+#define VL 8
+typedef __m256 vec;
+#define VEXP Sleef_expf8_u10avx2
+#define VLOG Sleef_logf8_u10avx2
+#define VLOG1P Sleef_log1pf8_u10avx2
+#define VTANH Sleef_tanhf8_u10avx2
+#define VABS Sleef_fabsf8_avx2
+#define VMAX Sleef_fmaxf8_avx2
+#define VMIN Sleef_fminf8_avx2
+#endif
+#elif NB_ISA_ID == 2
+#define ISA avx512
+#if NB_TMPL_F64
+#define VL 8
+typedef __m512d vec;
+#define VEXP Sleef_expd8_u10avx512f
+#define VLOG Sleef_logd8_u10avx512f
+#define VLOG1P Sleef_log1pd8_u10avx512f
+#define VTANH Sleef_tanhd8_u10avx512f
+#define VABS Sleef_fabsd8_avx512f
+#define VMAX Sleef_fmaxd8_avx512f
+#define VMIN Sleef_fmind8_avx512f
+#else
+#define VL 16
+typedef __m512 vec;
+#define VEXP Sleef_expf16_u10avx512f
+#define VLOG Sleef_logf16_u10avx512f
+#define VLOG1P Sleef_log1pf16_u10avx512f
+#define VTANH Sleef_tanhf16_u10avx512f
+#define VABS Sleef_fabsf16_avx512f
+#define VMAX Sleef_fmaxf16_avx512f
+#define VMIN Sleef_fminf16_avx512f
+#endif
+#else
+#error "NB_ISA_ID must be 0, 1 or 2"
+#endif
+#endif
+
+#define CAT3_(a, b, c) a##b##c
+#define CAT3(a, b, c) CAT3_(a, b, c)
+#define FILL_FN CAT3(nb_kernels_fill_, ISA, CAT3(_, DT, ))
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static inline vec vld(const real *p)
+{
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vst(real *p, vec v) { memcpy(p, &v, sizeof v); }
+
+static const vec vzero; /* all lanes 0 */
+
+/* The transcendental kernels run over vectors of VL lanes (VL = 1 in the reference). The tail
+ * goes through a zero-padded buffer, so an element's result never depends on its position. */
+#define MAP(LOAD_Y, EXPR)                                                                    \
+    do {                                                                                     \
+        int64_t i_ = 0;                                                                      \
+        for (; i_ + VL <= n; i_ += VL) {                                                     \
+            vec x = vld(a + i_), u = b ? vld(b + i_) : vzero, w = c ? vld(c + i_) : vzero;   \
+            vec yv = LOAD_Y ? vld(y + i_) : vzero;                                           \
+            (void)u, (void)w, (void)yv;                                                      \
+            vst(y + i_, EXPR);                                                               \
+        }                                                                                    \
+        if (i_ < n) {                                                                        \
+            real ta[VL] = {0}, tb[VL] = {0}, tc[VL] = {0}, ty[VL] = {0};                     \
+            size_t rest_ = (size_t)(n - i_) * sizeof(real);                                  \
+            memcpy(ta, a + i_, rest_);                                                       \
+            if (b) memcpy(tb, b + i_, rest_);                                                \
+            if (c) memcpy(tc, c + i_, rest_);                                                \
+            if (LOAD_Y) memcpy(ty, y + i_, rest_);                                           \
+            vec x = vld(ta), u = vld(tb), w = vld(tc), yv = vld(ty);                         \
+            (void)u, (void)w, (void)yv;                                                      \
+            vst(ty, EXPR);                                                                   \
+            memcpy(y + i_, ty, rest_);                                                       \
+        }                                                                                    \
+    } while (0)
+
+#define KERNEL(id)                                                                           \
+    static void k_##id(int64_t n, void *Y, const void *A,                  \
+                       const void *B, const void *C, const double *s)
+#define ARGS                                                                                 \
+    real *y = Y;                                                                             \
+    const real *a = A, *b = B, *c = C;                                                       \
+    (void)a, (void)b, (void)c, (void)s
+#define LOOP for (int64_t i = 0; i < n; i++)
+
+static inline vec v_sigmoid(vec x) { return (real)1 / ((real)1 + VEXP(-x)); }
+/* log(1 + exp(-|x|)) never overflows; softplus and log-sigmoid add the linear part back. */
+static inline vec v_log1pexp_neg_abs(vec x) { return VLOG1P(VEXP(-VABS(x))); }
+
+/* forward */
+KERNEL(COPY) { ARGS; LOOP y[i] = a[i]; }
+KERNEL(ADD) { ARGS; LOOP y[i] = a[i] + b[i]; }
+KERNEL(SUB) { ARGS; LOOP y[i] = a[i] - b[i]; }
+KERNEL(MUL) { ARGS; LOOP y[i] = a[i] * b[i]; }
+KERNEL(DIV) { ARGS; LOOP y[i] = a[i] / b[i]; }
+KERNEL(SCALE) { ARGS; const real s0 = (real)s[0]; LOOP y[i] = s0 * a[i]; }
+KERNEL(ADDS) { ARGS; const real s0 = (real)s[0]; LOOP y[i] = a[i] + s0; }
+KERNEL(SQUARE) { ARGS; LOOP y[i] = a[i] * a[i]; }
+KERNEL(SQRT) { ARGS; LOOP y[i] = SSQRT(a[i]); }
+KERNEL(EXP) { ARGS; MAP(0, VEXP(x)); }
+KERNEL(LOG) { ARGS; MAP(0, VLOG(x)); }
+KERNEL(LOG1P) { ARGS; MAP(0, VLOG1P(x)); }
+KERNEL(TANH) { ARGS; MAP(0, VTANH(x)); }
+KERNEL(SIGMOID) { ARGS; MAP(0, v_sigmoid(x)); }
+KERNEL(RELU) { ARGS; LOOP y[i] = a[i] < 0 ? 0 : a[i]; }
+KERNEL(SOFTPLUS) { ARGS; MAP(0, VMAX(x, vzero) + v_log1pexp_neg_abs(x)); }
+KERNEL(LOGSIGMOID) { ARGS; MAP(0, VMIN(x, vzero) - v_log1pexp_neg_abs(x)); }
+KERNEL(CLAMP)
+{
+    ARGS;
+    const real lo = (real)s[0], hi = (real)s[1];
+    LOOP y[i] = a[i] < lo ? lo : a[i] > hi ? hi : a[i];
+}
+KERNEL(WHERE) { ARGS; LOOP y[i] = a[i] != 0 ? b[i] : c[i]; }
+KERNEL(GT) { ARGS; LOOP y[i] = a[i] > b[i] ? 1 : 0; }
+
+/* accumulate */
+KERNEL(ACC) { ARGS; LOOP y[i] += a[i]; }
+KERNEL(ACC_SCALE) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += s0 * a[i]; }
+KERNEL(ACC_MUL) { ARGS; LOOP y[i] += a[i] * b[i]; }
+KERNEL(ACC_DIV) { ARGS; LOOP y[i] += a[i] / b[i]; }
+KERNEL(ACC_DIVB) { ARGS; LOOP y[i] -= a[i] * b[i] / (c[i] * c[i]); }
+KERNEL(ACC_SQRTB) { ARGS; LOOP y[i] += (real)0.5 * a[i] / b[i]; }
+KERNEL(ACC_LOG1PB) { ARGS; LOOP y[i] += a[i] / (1 + b[i]); }
+KERNEL(ACC_SQUAREB) { ARGS; LOOP y[i] += 2 * a[i] * b[i]; }
+KERNEL(ACC_TANHB) { ARGS; LOOP y[i] += a[i] * (1 - b[i] * b[i]); }
+KERNEL(ACC_SIGMOIDB) { ARGS; LOOP y[i] += a[i] * b[i] * (1 - b[i]); }
+KERNEL(ACC_RELUB) { ARGS; LOOP y[i] += b[i] > 0 ? a[i] : 0; }
+KERNEL(ACC_MULSIG) { ARGS; const real s0 = (real)s[0]; MAP(1, yv + x * v_sigmoid(s0 * u)); }
+KERNEL(ACC_CLAMPB)
+{
+    ARGS;
+    const real lo = (real)s[0], hi = (real)s[1];
+    LOOP y[i] += (lo <= b[i] && b[i] <= hi) ? a[i] : 0;
+}
+/* s0 picks the polarity, so one kernel serves both branches of where(). */
+KERNEL(ACC_MASK)
+{
+    ARGS;
+    const int want = s[0] != 0;
+    LOOP y[i] += ((b[i] != 0) == want) ? a[i] : 0;
+}
+KERNEL(ACC_MULEXP) { ARGS; MAP(1, yv + x * VEXP(u - w)); }
+KERNEL(MAXACC) { ARGS; LOOP y[i] = (a[i] > y[i] || a[i] != a[i]) ? a[i] : y[i]; }
+
+/* Reductions keep VL partial results and combine them in a fixed order: deterministic for a
+ * given ISA, whatever the thread count. */
+static void r_sum(int64_t n, const void *A, void *acc)
+{
+    const real *a = A;
+    real part[VL] = {0};
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        for (int j = 0; j < VL; j++) part[j] += a[i + j];
+    real t = 0;
+    for (int j = 0; j < VL; j++) t += part[j];
+    for (; i < n; i++) t += a[i];
+    *(real *)acc += t;
+}
+
+static void r_max(int64_t n, const void *A, void *acc)
+{
+    const real *a = A;
+    real m = *(real *)acc;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] > m || a[i] != a[i]) m = a[i];
+    *(real *)acc = m;
+}
+
+void FILL_FN(nb_kernel_table *k)
+{
+    k->isa = STR(ISA);
+#define NB_EW(id, nin, doc) k->ew[NB_EW_##id] = k_##id;
+#include "tensor/ew.def"
+#undef NB_EW
+    k->sum = r_sum;
+    k->max = r_max;
+}

@@ -1,0 +1,70 @@
+/* tensor/kernels.h — internal: the kernel table and the drivers that apply it to tensors.
+ *
+ * Row kernels work on contiguous 1-D spans. kern_tmpl.c is compiled once per (dtype, ISA): the
+ * plain C reference always, AVX2 and AVX-512 (SLEEF for the transcendentals) when the build has
+ * SIMD. nb_kernels() returns the table for the best ISA this CPU supports, chosen once at run
+ * time; NB_ISA=ref|avx2|avx512 in the environment caps the choice (for tests and valgrind).
+ */
+#ifndef NB_KERNELS_H
+#define NB_KERNELS_H
+
+#include "tensor/tensor.h"
+
+typedef enum nb_ew_id {
+#define NB_EW(id, nin, doc) NB_EW_##id,
+#include "tensor/ew.def"
+#undef NB_EW
+    NB_EW_COUNT
+} nb_ew_id;
+
+/* y[0..n) (op)= f(a[i], b[i], c[i]; s[0], s[1]); unused inputs may be NULL. */
+typedef void (*nb_ew_fn)(int64_t n, void *y, const void *a, const void *b, const void *c,
+                         const double *s);
+/* *acc = *acc + sum(a[0..n)), or max(*acc, max(a[0..n))) */
+typedef void (*nb_red_fn)(int64_t n, const void *a, void *acc);
+
+typedef enum nb_isa { NB_ISA_REF, NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_COUNT } nb_isa;
+
+typedef struct nb_kernel_table {
+    const char *isa;
+    nb_ew_fn ew[NB_EW_COUNT];
+    nb_red_fn sum, max;
+} nb_kernel_table;
+
+extern const char *const nb_ew_names[NB_EW_COUNT];
+extern const int nb_ew_arity[NB_EW_COUNT];
+
+/* The table in use for dt. */
+const nb_kernel_table *nb_kernels(nb_dtype dt);
+/* The table for one ISA, or NULL if it is not built or this CPU lacks it (tests). */
+const nb_kernel_table *nb_kernels_isa(nb_dtype dt, nb_isa isa);
+
+/* Filled by each compiled instance of kern_tmpl.c. */
+void nb_kernels_fill_ref_f32(nb_kernel_table *k);
+void nb_kernels_fill_ref_f64(nb_kernel_table *k);
+void nb_kernels_fill_avx2_f32(nb_kernel_table *k);
+void nb_kernels_fill_avx2_f64(nb_kernel_table *k);
+void nb_kernels_fill_avx512_f32(nb_kernel_table *k);
+void nb_kernels_fill_avx512_f64(nb_kernel_table *k);
+
+/* Applies kernel id over y's shape. a, b, c (NULL when unused) have y's shape; any operand may
+ * be strided, including y (a slice or a permuted view). Splits the work across threads when it
+ * is large; the result does not depend on the thread count. */
+void nb_ew(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b,
+           const nb_tensor *c, double s0, double s1);
+
+typedef enum nb_red_kind { NB_RED_SUM, NB_RED_MAX } nb_red_kind;
+/* y = reduce(x) over the dims where y has size 1 and x does not. y has x's ndim (keepdim form).
+ * With accumulate, y is combined with the reduction instead of overwritten. */
+void nb_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate);
+
+/* y = v for every element (y contiguous). */
+void nb_fill(nb_tensor *y, double v);
+
+/* Row-major GEMM: C[M,N] = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when tX. f32 runs on oneDNN's
+ * dnnl_sgemm; f64 on a plain blocked loop (the gradient checks' path). */
+nb_status nb_gemm(nb_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                  const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+                  int64_t ldc);
+
+#endif

@@ -1,0 +1,118 @@
+/* tensor/rng.c — Philox4x32-10 (Salmon et al., SC'11) and the distributions built on it. */
+#include <math.h>
+
+#include "tensor/rng.h"
+
+void nb_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+
+static void block(uint64_t key, uint64_t idx, uint32_t out[4])
+{
+    const uint32_t c[4] = {(uint32_t)idx, (uint32_t)(idx >> 32), 0, 0};
+    const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+    nb_philox4x32(c, k, out);
+}
+
+nb_rng nb_rng_seed(uint64_t seed) { return (nb_rng){.key = seed, .counter = 0}; }
+
+nb_rng nb_rng_fork(const nb_rng *r, uint64_t stream)
+{
+    /* the high counter words are never used by draws, so this block is disjoint from them */
+    const uint32_t c[4] = {(uint32_t)stream, (uint32_t)(stream >> 32), 0x6e61626cu, 0x61666f6bu};
+    const uint32_t k[2] = {(uint32_t)r->key, (uint32_t)(r->key >> 32)};
+    uint32_t o[4];
+    nb_philox4x32(c, k, o);
+    return (nb_rng){.key = (uint64_t)o[0] | (uint64_t)o[1] << 32, .counter = 0};
+}
+
+static inline float u24(uint32_t w) { return (float)(w >> 8) * 0x1p-24f; }
+static inline double u53(uint32_t a, uint32_t b)
+{
+    return (double)((uint64_t)(a >> 5) << 26 | (b >> 6)) * 0x1p-53;
+}
+
+uint32_t nb_rng_u32(nb_rng *r)
+{
+    uint32_t o[4];
+    block(r->key, r->counter++, o);
+    return o[0];
+}
+
+double nb_rng_uniform1(nb_rng *r)
+{
+    uint32_t o[4];
+    block(r->key, r->counter++, o);
+    return u53(o[0], o[1]);
+}
+
+uint64_t nb_rng_below(nb_rng *r, uint64_t n)
+{
+    if (n <= 1) return 0;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the biased top */
+    for (;;) {
+        uint32_t o[4];
+        block(r->key, r->counter++, o);
+        uint64_t v = (uint64_t)o[0] << 32 | o[1];
+        if (v < limit) return v % n;
+    }
+}
+
+enum { PAR_BLOCKS = 1 << 14 };
+
+/* One block makes 4 f32 or 2 f64 uniforms, or the same number of normals (Box-Muller pairs). */
+typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_BERNOULLI } dist;
+
+static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
+{
+    const int64_t n = nb_numel(t);
+    const int per = t->dtype == NB_F64 ? 2 : 4;
+    const int64_t nblocks = (n + per - 1) / per;
+    const uint64_t key = r->key, base = r->counter;
+#pragma omp parallel for schedule(static) if (nblocks > PAR_BLOCKS)
+    for (int64_t b = 0; b < nblocks; b++) {
+        uint32_t o[4];
+        block(key, base + (uint64_t)b, o);
+        double u[4];
+        if (per == 4)
+            for (int j = 0; j < 4; j++) u[j] = u24(o[j]);
+        else
+            u[0] = u53(o[0], o[1]), u[1] = u53(o[2], o[3]);
+        double v[4];
+        for (int j = 0; j < per; j += 2) {
+            if (d == DIST_NORMAL) {
+                double rad = sqrt(-2.0 * log(1.0 - u[j])), th = 2.0 * M_PI * u[j + 1];
+                v[j] = p0 + p1 * rad * cos(th);
+                v[j + 1] = p0 + p1 * rad * sin(th);
+            } else {
+                for (int k = j; k < j + 2; k++)
+                    v[k] = d == DIST_UNIFORM ? p0 + (p1 - p0) * u[k] : (u[k] < p0 ? 1.0 : 0.0);
+            }
+        }
+        for (int j = 0; j < per && b * per + j < n; j++) {
+            int64_t i = b * per + j;
+            if (t->dtype == NB_F64)
+                ((double *)t->data)[i] = v[j];
+            else
+                ((float *)t->data)[i] = (float)v[j];
+        }
+    }
+    r->counter = base + (uint64_t)nblocks;
+}
+
+void nb_rng_uniform(nb_rng *r, nb_tensor *t, double lo, double hi) { fill(r, t, DIST_UNIFORM, lo, hi); }
+void nb_rng_normal(nb_rng *r, nb_tensor *t, double mean, double std) { fill(r, t, DIST_NORMAL, mean, std); }
+void nb_rng_bernoulli(nb_rng *r, nb_tensor *t, double p) { fill(r, t, DIST_BERNOULLI, p, 0); }

@@ -1,0 +1,100 @@
+/* tensor/tensor.h — the n-d tensor: dtype, shape, strides, data.
+ *
+ * A tensor is a plain struct with public, read-only fields. Strides are in elements; a stride of
+ * 0 marks a broadcast (expanded) dimension. Tensors never own their data: an op result lives in
+ * its tape's arena, a parameter in its nb_params block (see autograd/autograd.h).
+ */
+#ifndef NB_TENSOR_H
+#define NB_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define NB_API __attribute__((visibility("default")))
+#else
+#define NB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { NB_MAX_DIMS = 4 };
+
+typedef enum nb_dtype { NB_F32, NB_F64 } nb_dtype;
+
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_ERR_ARG,     /* an argument is out of range or NULL */
+    NB_ERR_SHAPE,   /* shapes do not fit the op */
+    NB_ERR_DTYPE,   /* mixed or unsupported dtypes */
+    NB_ERR_NOMEM,   /* an allocation failed */
+    NB_ERR_IO,      /* a file could not be read or written */
+    NB_ERR_FORMAT,  /* a file is corrupt or not of the expected format */
+    NB_ERR_NAN,     /* a non-finite value where a finite one is required */
+    NB_ERR_BACKEND, /* oneDNN refused a primitive */
+    NB_ERR_STATE,   /* a call out of order (e.g. backward twice) */
+} nb_status;
+
+enum {
+    NB_REQUIRES_GRAD = 1u << 0, /* backward computes a gradient for it */
+    NB_PARAM = 1u << 1,         /* owned by an nb_params store; grad is persistent */
+};
+
+typedef struct nb_tensor {
+    nb_dtype dtype;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t stride[NB_MAX_DIMS]; /* in elements; 0 marks a broadcast dim */
+    void *data;                  /* first element (views point into another tensor's data) */
+    struct nb_tensor *grad;      /* same shape, contiguous; NULL until backward reaches it */
+    uint32_t flags;              /* NB_REQUIRES_GRAD | NB_PARAM */
+    const char *name;            /* parameters only: the name it was registered under */
+} nb_tensor;
+
+/* Shapes as literal arguments: nb_zeros(tp, NB_F32, NB_SHAPE(3, 5)). */
+#define NB_SHAPE(...)                                                                        \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+/* Axis lists the same way: nb_sum(tp, x, NB_AXES(1, 2), 0). Negative axes count from the end. */
+#define NB_AXES(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (const int[]){__VA_ARGS__}
+
+static inline size_t nb_dtype_size(nb_dtype dt) { return dt == NB_F64 ? 8 : 4; }
+
+static inline int64_t nb_dim(const nb_tensor *t, int i) { return t->shape[i < 0 ? t->ndim + i : i]; }
+
+static inline int64_t nb_numel(const nb_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+NB_API const char *nb_status_str(nb_status st);
+NB_API const char *nb_dtype_name(nb_dtype dt);
+
+/* Sets up t as a contiguous (row-major) tensor over data; no allocation. */
+NB_API void nb_tensor_wrap(nb_tensor *t, nb_dtype dt, int ndim, const int64_t *shape, void *data);
+NB_API int nb_is_contiguous(const nb_tensor *t);
+NB_API int nb_same_shape(const nb_tensor *a, const nb_tensor *b);
+/* "(3,5,7)" into buf; returns buf. */
+NB_API char *nb_shape_str(const nb_tensor *t, char *buf, size_t size);
+
+/* Element i in row-major order of the logical shape (strides respected), as double. */
+NB_API double nb_get(const nb_tensor *t, int64_t i);
+NB_API void nb_set(nb_tensor *t, int64_t i, double v);
+/* Copies the logical contents, in row-major order, to dst (of t's dtype). */
+NB_API void nb_copy_out(const nb_tensor *t, void *dst);
+
+/* NumPy broadcasting of two shapes. Returns the result's ndim, or -1 if they do not broadcast. */
+NB_API int nb_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
+                              int64_t out[NB_MAX_DIMS]);
+
+/* Threads used by nabla's kernels and by oneDNN (OpenMP); n <= 0 keeps the default. */
+NB_API void nb_set_threads(int n);
+NB_API int nb_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
