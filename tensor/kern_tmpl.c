@@ -16,10 +16,12 @@
 typedef double real;
 #define DT f64
 #define SSQRT sqrt
+#define LOG1P_MAX 1e307
 #else
 typedef float real;
 #define DT f32
 #define SSQRT sqrtf
+#define LOG1P_MAX 1e38f
 #endif
 
 #if NB_ISA_ID == 0
@@ -59,6 +61,7 @@ typedef __m256d vec;
 #define VABS Sleef_fabsd4_avx2
 #define VMAX Sleef_fmaxd4_avx2
 #define VMIN Sleef_fmind4_avx2
+#define VSEL_GT(x, t, a, b) _mm256_blendv_pd(a, b, _mm256_cmp_pd(x, _mm256_set1_pd(t), _CMP_GT_OQ))
 #else
 #define VL 8
 typedef __m256 vec;
@@ -69,6 +72,7 @@ typedef __m256 vec;
 #define VABS Sleef_fabsf8_avx2
 #define VMAX Sleef_fmaxf8_avx2
 #define VMIN Sleef_fminf8_avx2
+#define VSEL_GT(x, t, a, b) _mm256_blendv_ps(a, b, _mm256_cmp_ps(x, _mm256_set1_ps(t), _CMP_GT_OQ))
 #endif
 #elif NB_ISA_ID == 2
 #define ISA avx512
@@ -82,6 +86,7 @@ typedef __m512d vec;
 #define VABS Sleef_fabsd8_avx512f
 #define VMAX Sleef_fmaxd8_avx512f
 #define VMIN Sleef_fmind8_avx512f
+#define VSEL_GT(x, t, a, b) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_set1_pd(t), _CMP_GT_OQ), a, b)
 #else
 #define VL 16
 typedef __m512 vec;
@@ -92,6 +97,7 @@ typedef __m512 vec;
 #define VABS Sleef_fabsf16_avx512f
 #define VMAX Sleef_fmaxf16_avx512f
 #define VMIN Sleef_fminf16_avx512f
+#define VSEL_GT(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(t), _CMP_GT_OQ), a, b)
 #endif
 #else
 #error "NB_ISA_ID must be 0, 1 or 2"
@@ -149,6 +155,13 @@ static const vec vzero; /* all lanes 0 */
     (void)a, (void)b, (void)c, (void)s
 #define LOOP for (int64_t i = 0; i < n; i++)
 
+#if NB_ISA_ID == 0
+static inline vec v_log1p(vec x) { return VLOG1P(x); }
+#else
+/* SLEEF's log1p is specified on [-1, LOG1P_MAX] and returns inf above it; there log(x) equals
+ * log1p(x) to the last bit. */
+static inline vec v_log1p(vec x) { return VSEL_GT(x, LOG1P_MAX, VLOG1P(x), VLOG(x)); }
+#endif
 static inline vec v_sigmoid(vec x) { return (real)1 / ((real)1 + VEXP(-x)); }
 /* log(1 + exp(-|x|)) never overflows; softplus and log-sigmoid add the linear part back. */
 static inline vec v_log1pexp_neg_abs(vec x) { return VLOG1P(VEXP(-VABS(x))); }
@@ -165,7 +178,7 @@ KERNEL(SQUARE) { ARGS; LOOP y[i] = a[i] * a[i]; }
 KERNEL(SQRT) { ARGS; LOOP y[i] = SSQRT(a[i]); }
 KERNEL(EXP) { ARGS; MAP(0, VEXP(x)); }
 KERNEL(LOG) { ARGS; MAP(0, VLOG(x)); }
-KERNEL(LOG1P) { ARGS; MAP(0, VLOG1P(x)); }
+KERNEL(LOG1P) { ARGS; MAP(0, v_log1p(x)); }
 KERNEL(TANH) { ARGS; MAP(0, VTANH(x)); }
 KERNEL(SIGMOID) { ARGS; MAP(0, v_sigmoid(x)); }
 KERNEL(RELU) { ARGS; LOOP y[i] = a[i] < 0 ? 0 : a[i]; }
