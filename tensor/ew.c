@@ -189,35 +189,49 @@ static int has_zero_stride(const layout *L, int k)
 
 /* ---- elementwise driver ------------------------------------------------------------------ */
 
+/* One task: elements [j0, j1) of part `part` of the inner dim, for one row or (reduce) all rows. */
+typedef struct plan {
+    nb_ew_fn f;
+    const layout *L;
+    size_t es;
+    const double *s;
+    int64_t rows, inner, nsplit, span;
+    int reduce;
+} plan;
+
+static void run_task(const plan *p, int64_t t)
+{
+    const int64_t part = p->reduce ? t : t % p->nsplit;
+    const int64_t j0 = part * p->span, j1 = j0 + p->span < p->inner ? j0 + p->span : p->inner;
+    if (j0 >= j1) return;
+    if (p->reduce)
+        for (int64_t r = 0; r < p->rows; r++) run_span(p->f, p->L, p->es, r, j0, j1, p->s);
+    else
+        run_span(p->f, p->L, p->es, t / p->nsplit, j0, j1, p->s);
+}
+
 static void run_layout(nb_ew_fn f, const layout *L, size_t es, const double *s)
 {
-    const int64_t rows = layout_rows(L), inner = L->shape[L->nd - 1];
-    const int64_t total = rows * inner;
-    const int threads = total >= PAR_MIN ? omp_get_max_threads() : 1;
+    plan p = {.f = f, .L = L, .es = es, .s = s, .rows = layout_rows(L),
+              .inner = L->shape[L->nd - 1], .nsplit = 1};
+    const int threads = p.rows * p.inner >= PAR_MIN ? omp_get_max_threads() : 1;
     /* An output with stride-0 dims is a reduction target: rows write the same elements, so
      * only the inner dim is split, and each task walks the rows in order (deterministic). */
-    const int reduce = has_zero_stride(L, 0);
-    int64_t nsplit = 1;
-    if (threads > 1 && (reduce || rows < 2 * threads)) {
-        nsplit = inner / TASK_MIN;
-        if (nsplit > 4 * threads) nsplit = 4 * threads;
-        if (nsplit < 1) nsplit = 1;
+    p.reduce = has_zero_stride(L, 0);
+    if (threads > 1 && (p.reduce || p.rows < 2 * threads)) {
+        p.nsplit = p.inner / TASK_MIN;
+        if (p.nsplit > 4 * threads) p.nsplit = 4 * threads;
+        if (p.nsplit < 1) p.nsplit = 1;
     }
-    const int64_t span = (inner + nsplit - 1) / nsplit;
-    if (reduce) {
-#pragma omp parallel for schedule(static) if (nsplit > 1)
-        for (int64_t part = 0; part < nsplit; part++) {
-            int64_t j0 = part * span, j1 = j0 + span < inner ? j0 + span : inner;
-            for (int64_t r = 0; r < rows; r++) run_span(f, L, es, r, j0, j1, s);
-        }
-        return;
-    }
-    const int64_t ntask = rows * nsplit;
-#pragma omp parallel for schedule(static) if (threads > 1)
-    for (int64_t t = 0; t < ntask; t++) {
-        int64_t r = t / nsplit, part = t % nsplit;
-        int64_t j0 = part * span, j1 = j0 + span < inner ? j0 + span : inner;
-        if (j0 < j1) run_span(f, L, es, r, j0, j1, s);
+    p.span = (p.inner + p.nsplit - 1) / p.nsplit;
+    const int64_t ntask = p.reduce ? p.nsplit : p.rows * p.nsplit;
+    /* Small work stays out of OpenMP entirely: even an if(0) parallel region costs a team
+     * allocation and a futex round trip, more than the whole op at tiny sizes. */
+    if (threads > 1 && ntask > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < ntask; t++) run_task(&p, t);
+    } else {
+        for (int64_t t = 0; t < ntask; t++) run_task(&p, t);
     }
 }
 

@@ -4,21 +4,24 @@
 #include "tensor/kernels.h"
 
 /* f64 exists for the gradient checks: obviously right matters more than fast. */
-static void dgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
-                      const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
-                      double *C, int64_t ldc)
+typedef struct dgemm_args {
+    int ta, tb;
+    int64_t N, K, lda, ldb, ldc;
+    double alpha, beta;
+    const double *A, *B;
+    double *C;
+} dgemm_args;
+
+static void dgemm_row(const dgemm_args *g, int64_t i)
 {
-#pragma omp parallel for schedule(static) if (M * N * K > (1 << 18))
-    for (int64_t i = 0; i < M; i++) {
-        double *c = C + i * ldc;
-        for (int64_t j = 0; j < N; j++) c[j] = beta == 0 ? 0 : beta * c[j];
-        for (int64_t p = 0; p < K; p++) {
-            double a = alpha * (ta ? A[p * lda + i] : A[i * lda + p]);
-            if (tb)
-                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + p];
-            else
-                for (int64_t j = 0; j < N; j++) c[j] += a * B[p * ldb + j];
-        }
+    double *c = g->C + i * g->ldc;
+    for (int64_t j = 0; j < g->N; j++) c[j] = g->beta == 0 ? 0 : g->beta * c[j];
+    for (int64_t p = 0; p < g->K; p++) {
+        double a = g->alpha * (g->ta ? g->A[p * g->lda + i] : g->A[i * g->lda + p]);
+        if (g->tb)
+            for (int64_t j = 0; j < g->N; j++) c[j] += a * g->B[j * g->ldb + p];
+        else
+            for (int64_t j = 0; j < g->N; j++) c[j] += a * g->B[p * g->ldb + j];
     }
 }
 
@@ -28,7 +31,13 @@ nb_status nb_gemm(nb_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, 
 {
     if (M == 0 || N == 0) return NB_OK;
     if (dt == NB_F64) {
-        dgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        const dgemm_args g = {ta, tb, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+        if (M * N * K > (1 << 18)) {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < M; i++) dgemm_row(&g, i);
+        } else {
+            for (int64_t i = 0; i < M; i++) dgemm_row(&g, i);
+        }
         return NB_OK;
     }
     dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, (float)alpha, A, lda,

@@ -76,41 +76,55 @@ enum { PAR_BLOCKS = 1 << 14 };
 /* One block makes 4 f32 or 2 f64 uniforms, or the same number of normals (Box-Muller pairs). */
 typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_BERNOULLI } dist;
 
-static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
+typedef struct fill_job {
+    nb_tensor *t;
+    dist d;
+    double p0, p1;
+    uint64_t key, base;
+    int64_t n;
+    int per;
+} fill_job;
+
+static void fill_block(const fill_job *j, int64_t b)
 {
-    const int64_t n = nb_numel(t);
-    const int per = t->dtype == NB_F64 ? 2 : 4;
-    const int64_t nblocks = (n + per - 1) / per;
-    const uint64_t key = r->key, base = r->counter;
-#pragma omp parallel for schedule(static) if (nblocks > PAR_BLOCKS)
-    for (int64_t b = 0; b < nblocks; b++) {
-        uint32_t o[4];
-        block(key, base + (uint64_t)b, o);
-        double u[4];
-        if (per == 4)
-            for (int j = 0; j < 4; j++) u[j] = u24(o[j]);
-        else
-            u[0] = u53(o[0], o[1]), u[1] = u53(o[2], o[3]);
-        double v[4];
-        for (int j = 0; j < per; j += 2) {
-            if (d == DIST_NORMAL) {
-                double rad = sqrt(-2.0 * log(1.0 - u[j])), th = 2.0 * M_PI * u[j + 1];
-                v[j] = p0 + p1 * rad * cos(th);
-                v[j + 1] = p0 + p1 * rad * sin(th);
-            } else {
-                for (int k = j; k < j + 2; k++)
-                    v[k] = d == DIST_UNIFORM ? p0 + (p1 - p0) * u[k] : (u[k] < p0 ? 1.0 : 0.0);
-            }
-        }
-        for (int j = 0; j < per && b * per + j < n; j++) {
-            int64_t i = b * per + j;
-            if (t->dtype == NB_F64)
-                ((double *)t->data)[i] = v[j];
-            else
-                ((float *)t->data)[i] = (float)v[j];
+    uint32_t o[4];
+    block(j->key, j->base + (uint64_t)b, o);
+    double u[4], v[4];
+    if (j->per == 4)
+        for (int k = 0; k < 4; k++) u[k] = u24(o[k]);
+    else
+        u[0] = u53(o[0], o[1]), u[1] = u53(o[2], o[3]);
+    for (int k = 0; k < j->per; k += 2) {
+        if (j->d == DIST_NORMAL) {
+            double rad = sqrt(-2.0 * log(1.0 - u[k])), th = 2.0 * M_PI * u[k + 1];
+            v[k] = j->p0 + j->p1 * rad * cos(th);
+            v[k + 1] = j->p0 + j->p1 * rad * sin(th);
+        } else {
+            for (int q = k; q < k + 2; q++)
+                v[q] = j->d == DIST_UNIFORM ? j->p0 + (j->p1 - j->p0) * u[q] : (u[q] < j->p0 ? 1.0 : 0.0);
         }
     }
-    r->counter = base + (uint64_t)nblocks;
+    for (int k = 0; k < j->per && b * j->per + k < j->n; k++) {
+        int64_t i = b * j->per + k;
+        if (j->t->dtype == NB_F64)
+            ((double *)j->t->data)[i] = v[k];
+        else
+            ((float *)j->t->data)[i] = (float)v[k];
+    }
+}
+
+static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
+{
+    fill_job j = {.t = t, .d = d, .p0 = p0, .p1 = p1, .key = r->key, .base = r->counter,
+                  .n = nb_numel(t), .per = t->dtype == NB_F64 ? 2 : 4};
+    const int64_t nblocks = (j.n + j.per - 1) / j.per;
+    if (nblocks > PAR_BLOCKS) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < nblocks; b++) fill_block(&j, b);
+    } else {
+        for (int64_t b = 0; b < nblocks; b++) fill_block(&j, b);
+    }
+    r->counter = j.base + (uint64_t)nblocks;
 }
 
 void nb_rng_uniform(nb_rng *r, nb_tensor *t, double lo, double hi) { fill(r, t, DIST_UNIFORM, lo, hi); }
