@@ -5,5 +5,6 @@
 #include "tensor/tensor.h"
 #include "tensor/rng.h"
 #include "autograd/autograd.h"
+#include "nn/nn.h"
 
 #endif

@@ -8,6 +8,7 @@ pkgs=(
   libdnnl-dev                                # oneDNN: GEMM, convolutions
   libsleef-dev                               # SLEEF: vectorised exp/log/tanh
   zlib1g-dev libpng-dev                      # IDX .gz data, PNG pictures
+  libcjson-dev                               # safetensors headers, config files
   liblapacke-dev                             # PCA and Cholesky in the apps
   libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG
   dataset-fashion-mnist                      # the default data set

@@ -1,9 +1,24 @@
 /* tensor/tensor.c — shape and stride bookkeeping, element access, thread count. */
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "tensor/error.h"
 #include "tensor/tensor.h"
+
+static _Thread_local char last_error[512];
+
+const char *nb_last_error(void) { return last_error; }
+
+nb_status nb_error(nb_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return st;
+}
 
 const char *nb_status_str(nb_status st)
 {

@@ -71,6 +71,10 @@ static inline int64_t nb_numel(const nb_tensor *t)
 }
 
 NB_API const char *nb_status_str(nb_status st);
+/* What the last failing call outside a tape (loading, saving, optimizer steps) said, in this
+ * thread, e.g. "data/train-images-idx3-ubyte.gz: truncated: 47040016 bytes declared, 1000 read".
+ * Ops on a tape report through nb_tape_error instead. */
+NB_API const char *nb_last_error(void);
 NB_API const char *nb_dtype_name(nb_dtype dt);
 
 /* Sets up t as a contiguous (row-major) tensor over data; no allocation. */

@@ -1,0 +1,2 @@
+/* nn/conv.c — not written yet. */
+#include "nn/nn.h"

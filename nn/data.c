@@ -1,0 +1,2 @@
+/* nn/data.c — not written yet. */
+#include "nn/nn.h"

@@ -1,0 +1,2 @@
+/* nn/init.c — not written yet. */
+#include "nn/nn.h"

@@ -1,0 +1,2 @@
+/* nn/linear.c — not written yet. */
+#include "nn/nn.h"

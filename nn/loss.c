@@ -1,0 +1,2 @@
+/* nn/loss.c — not written yet. */
+#include "nn/nn.h"

@@ -1,0 +1,2 @@
+/* nn/optim.c — not written yet. */
+#include "nn/nn.h"
