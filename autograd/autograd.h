@@ -89,6 +89,9 @@ NB_API nb_tensor *nb_square(nb_tape *tp, nb_tensor *a);
 NB_API nb_tensor *nb_tanh(nb_tape *tp, nb_tensor *a);
 NB_API nb_tensor *nb_sigmoid(nb_tape *tp, nb_tensor *a);
 NB_API nb_tensor *nb_relu(nb_tape *tp, nb_tensor *a);
+NB_API nb_tensor *nb_leaky_relu(nb_tape *tp, nb_tensor *a, double slope);
+NB_API nb_tensor *nb_elu(nb_tape *tp, nb_tensor *a, double alpha);     /* alpha > 0 */
+NB_API nb_tensor *nb_gelu(nb_tape *tp, nb_tensor *a);                  /* exact: a·Φ(a) */
 NB_API nb_tensor *nb_softplus(nb_tape *tp, nb_tensor *a);    /* log(1 + e^a), stable */
 NB_API nb_tensor *nb_log_sigmoid(nb_tape *tp, nb_tensor *a); /* -softplus(-a), stable */
 NB_API nb_tensor *nb_clamp(nb_tape *tp, nb_tensor *a, double lo, double hi);

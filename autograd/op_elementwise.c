@@ -26,6 +26,9 @@ static const struct unary_spec {
     [NB_OP_SOFTPLUS] = {NB_EW_SOFTPLUS, NB_EW_ACC_MULSIG, 0},       /* gx += gy·σ(x), s0 = 1 */
     [NB_OP_LOG_SIGMOID] = {NB_EW_LOGSIGMOID, NB_EW_ACC_MULSIG, 0},  /* gx += gy·σ(-x), s0 = -1 */
     [NB_OP_CLAMP] = {NB_EW_CLAMP, NB_EW_ACC_CLAMPB, 0},  /* gradient passes inside [lo, hi] */
+    [NB_OP_LEAKY_RELU] = {NB_EW_LEAKY_RELU, NB_EW_ACC_LEAKYB, 0},
+    [NB_OP_ELU] = {NB_EW_ELU, NB_EW_ACC_ELUB, 1}, /* below 0, dy/dx = y + alpha */
+    [NB_OP_GELU] = {NB_EW_GELU, NB_EW_ACC_GELUB, 0},
 };
 
 nb_status nb_fwd_unary(nb_tape *tp, nb_node *n)
@@ -62,6 +65,18 @@ nb_tensor *nb_sigmoid(nb_tape *tp, nb_tensor *a) { return unary(tp, NB_OP_SIGMOI
 nb_tensor *nb_relu(nb_tape *tp, nb_tensor *a) { return unary(tp, NB_OP_RELU, a, 0, 0); }
 nb_tensor *nb_softplus(nb_tape *tp, nb_tensor *a) { return unary(tp, NB_OP_SOFTPLUS, a, 1, 0); }
 nb_tensor *nb_log_sigmoid(nb_tape *tp, nb_tensor *a) { return unary(tp, NB_OP_LOG_SIGMOID, a, -1, 0); }
+
+nb_tensor *nb_leaky_relu(nb_tape *tp, nb_tensor *a, double slope) { return unary(tp, NB_OP_LEAKY_RELU, a, slope, 0); }
+nb_tensor *nb_gelu(nb_tape *tp, nb_tensor *a) { return unary(tp, NB_OP_GELU, a, 0, 0); }
+
+nb_tensor *nb_elu(nb_tape *tp, nb_tensor *a, double alpha)
+{
+    if (!(alpha > 0)) { /* the backward reads the sign of x off the output */
+        nb__fail(tp, NB_ERR_ARG, "nb_elu: alpha must be positive, got %g", alpha);
+        return NULL;
+    }
+    return unary(tp, NB_OP_ELU, a, alpha, 0);
+}
 
 nb_tensor *nb_clamp(nb_tape *tp, nb_tensor *a, double lo, double hi)
 {

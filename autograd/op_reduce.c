@@ -31,7 +31,7 @@ nb_status nb_fwd_sum(nb_tape *tp, nb_node *n)
 {
     (void)tp;
     nb_tensor y = keepdim_view(n->out, n->in[0], (uint32_t)n->i[0]);
-    nb_reduce(NB_RED_SUM, &y, n->in[0], 0);
+    nb_ew_reduce(NB_RED_SUM, &y, n->in[0], 0);
     if (n->s[0] != 1) nb_ew(NB_EW_SCALE, n->out, n->out, NULL, NULL, n->s[0], 0);
     return NB_OK;
 }
@@ -85,13 +85,13 @@ nb_status nb_fwd_logsumexp(nb_tape *tp, nb_node *n)
     nb_tensor *m = nb__tensor(tp, x->dtype, y.ndim, y.shape, 1);
     nb_tensor *e = nb__tensor(tp, x->dtype, x->ndim, x->shape, 1);
     if (!m || !e) return NB_ERR_NOMEM;
-    nb_reduce(NB_RED_MAX, m, x, 0);
+    nb_ew_reduce(NB_RED_MAX, m, x, 0);
     for (int64_t i = 0, k = nb_numel(m); i < k; i++)
         if (!isfinite(nb_get(m, i)) && !isnan(nb_get(m, i))) nb_set(m, i, 0.0);
     nb_tensor mb = nb__unreduce(m, x, mask);
     nb_ew(NB_EW_SUB, e, x, &mb, NULL, 0, 0);
     nb_ew(NB_EW_EXP, e, e, NULL, NULL, 0, 0);
-    nb_reduce(NB_RED_SUM, &y, e, 0);
+    nb_ew_reduce(NB_RED_SUM, &y, e, 0);
     nb_ew(NB_EW_LOG, &y, &y, NULL, NULL, 0, 0);
     nb_ew(NB_EW_ACC, &y, m, NULL, NULL, 0, 0);
     return NB_OK;

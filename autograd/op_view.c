@@ -38,7 +38,7 @@ void nb_bwd_expand(nb_tape *tp, nb_node *n)
         g.shape[d] = d < lead ? 1 : ga->shape[d - lead];
         g.stride[d] = d < lead ? 0 : ga->stride[d - lead];
     }
-    nb_reduce(NB_RED_SUM, &g, n->out->grad, 1);
+    nb_ew_reduce(NB_RED_SUM, &g, n->out->grad, 1);
 }
 
 nb_tensor *nb_expand(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape)

@@ -23,9 +23,43 @@ nb_tape *nb_tape_new(void)
     return tp;
 }
 
+struct nb_cache_entry {
+    nb_cache_entry *next;
+    void *obj;
+    void (*destroy)(void *);
+    size_t len;
+    unsigned char key[];
+};
+
+void *nb__cache_find(nb_tape *tp, const void *key, size_t len)
+{
+    for (nb_cache_entry *e = tp->cache; e; e = e->next)
+        if (e->len == len && !memcmp(e->key, key, len)) return e->obj;
+    return NULL;
+}
+
+int nb__cache_add(nb_tape *tp, const void *key, size_t len, void *obj, void (*destroy)(void *))
+{
+    nb_cache_entry *e = malloc(sizeof *e + len);
+    if (!e) {
+        destroy(obj);
+        return 0;
+    }
+    e->obj = obj, e->destroy = destroy, e->len = len;
+    memcpy(e->key, key, len);
+    e->next = tp->cache;
+    tp->cache = e;
+    return 1;
+}
+
 void nb_tape_free(nb_tape *tp)
 {
     if (!tp) return;
+    for (nb_cache_entry *e = tp->cache, *next; e; e = next) {
+        next = e->next;
+        e->destroy(e->obj);
+        free(e);
+    }
     nb_arena_free(&tp->arena);
     free(tp->nodes);
     free(tp);

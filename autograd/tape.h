@@ -53,8 +53,11 @@ extern const nb_op nb_ops[NB_OP_COUNT];
 #include "autograd/ops.def"
 #undef NB_OP
 
+typedef struct nb_cache_entry nb_cache_entry;
+
 struct nb_tape {
     nb_arena arena;
+    nb_cache_entry *cache; /* objects that outlive a step, e.g. oneDNN primitives per shape */
     nb_node *nodes;
     int n_nodes, cap_nodes;
     int grad_on;
@@ -82,6 +85,11 @@ nb_tensor nb__unreduce(const nb_tensor *g, const nb_tensor *in, uint32_t axes_ma
 /* Normalises an axis list into a bitmask over a's dims (0 axes: all). */
 int nb__axes(nb_tape *tp, const char *op, const nb_tensor *a, int naxes, const int *axes,
              uint32_t *mask);
+/* The tape's cache of objects that outlive a step (oneDNN primitives, one per op and shape):
+ * found by key bytes, destroyed with destroy(obj) by nb_tape_free. Keys must be fully
+ * initialised (memset padding). add returns 0 when out of memory (obj is then destroyed). */
+void *nb__cache_find(nb_tape *tp, const void *key, size_t len);
+int nb__cache_add(nb_tape *tp, const void *key, size_t len, void *obj, void (*destroy)(void *));
 /* "(3,5,7)" for messages, in a static-free buffer of the caller. */
 #define NB_SHP(t) nb_shape_str((t), (char[64]){0}, 64)
 

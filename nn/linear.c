@@ -1,2 +1,89 @@
-/* nn/linear.c — not written yet. */
+/* nn/linear.c — y = x·wᵀ + b as one op on the GEMM, and the Linear layer. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/tape.h"
 #include "nn/nn.h"
+
+/* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
+ * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. */
+nb_status nb_fwd_linear(nb_tape *tp, nb_node *n)
+{
+    (void)tp;
+    const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+    nb_tensor *y = n->out;
+    const int64_t M = y->shape[0], O = y->shape[1], I = x->shape[1];
+    const size_t row = (size_t)O * nb_dtype_size(y->dtype);
+    if (b)
+        for (int64_t m = 0; m < M; m++) memcpy((char *)y->data + m * (int64_t)row, b->data, row);
+    return nb_gemm(y->dtype, 0, 1, M, O, I, 1.0, x->data, I, w->data, I, b ? 1.0 : 0.0, y->data, O);
+}
+
+/* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy */
+void nb_bwd_linear(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad;
+    nb_tensor *gx = nb__grad(tp, x), *gw = nb__grad(tp, w), *gb = b ? nb__grad(tp, b) : NULL;
+    const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
+    nb_status st = NB_OK;
+    if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
+    if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
+    if (st) nb__fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
+    if (gb) {
+        nb_tensor row = *gb;
+        row.ndim = 2, row.shape[0] = 1, row.shape[1] = O, row.stride[0] = O, row.stride[1] = 1;
+        nb_ew_reduce(NB_RED_SUM, &row, gy, 1);
+    }
+}
+
+nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
+{
+    nb_tensor *in[3] = {x, w, b};
+    if (!nb__inputs(tp, "linear", b ? 3 : 2, in)) return NULL;
+    const int ok = x->ndim >= 1 && w->ndim == 2 && nb_dim(x, -1) == w->shape[1] &&
+                   (!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
+    if (!ok) {
+        nb__fail(tp, NB_ERR_SHAPE, "nb_linear: input %s, weight %s, bias %s: want (..., in), "
+                 "(out, in), (out)", NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
+        return NULL;
+    }
+    const int64_t I = w->shape[1], O = w->shape[0];
+    /* any leading dims fold into the GEMM's rows */
+    nb_tensor *x2 = nb_contiguous(tp, x->ndim == 2 ? x : nb_reshape(tp, x, NB_SHAPE(-1, I)));
+    if (!(w = nb_contiguous(tp, w)) || !x2) return NULL;
+    nb_node n = {.op = NB_OP_LINEAR, .nin = b ? 3 : 2, .in = {x2, w, b}};
+    nb_tensor *y = nb__apply(tp, &n, 2, (const int64_t[]){x2->shape[0], O}, 0);
+    if (!y || x->ndim == 2) return y;
+    int64_t shape[NB_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = O;
+    return nb_reshape(tp, y, x->ndim, shape);
+}
+
+static nb_tensor *named_param(nb_params *ps, const char *name, const char *part, int ndim,
+                              const int64_t *shape)
+{
+    char full[300];
+    snprintf(full, sizeof full, "%s.%s", name, part);
+    return nb_param(ps, full, ndim, shape);
+}
+
+nb_status nb_linear_init(nb_linear_layer *l, nb_params *ps, const char *name, int64_t in,
+                         int64_t out, int bias, nb_rng *rng)
+{
+    memset(l, 0, sizeof *l);
+    l->in = in, l->out = out;
+    if (in < 1 || out < 1) return NB_ERR_ARG;
+    l->weight = named_param(ps, name, "weight", NB_SHAPE(out, in));
+    if (bias) l->bias = named_param(ps, name, "bias", NB_SHAPE(out));
+    if (!l->weight || (bias && !l->bias)) return NB_ERR_ARG; /* nb_params_error says why */
+    nb_init_kaiming_uniform(l->weight, rng, sqrt(5.0));
+    if (l->bias) nb_init_uniform(l->bias, rng, -1 / sqrt((double)in), 1 / sqrt((double)in));
+    return NB_OK;
+}
+
+nb_tensor *nb_linear_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x)
+{
+    return nb_linear(tp, x, l->weight, l->bias);
+}

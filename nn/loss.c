@@ -1,2 +1,137 @@
-/* nn/loss.c — not written yet. */
+/* nn/loss.c — BCE with logits, MSE, Gaussian NLL and analytic KL, each one fused op.
+ *
+ * Every loss computes its per-element terms with one kernel, sums them over every dim but the
+ * batch and reduces over the batch (n->s[0] holds the batch scale: 1, or 1/B for the mean).
+ * Backward reads the upstream gradient as a view broadcast to the inputs' shape (stride 0 over
+ * the summed dims) and adds each input's derivative with one kernel.
+ */
+#include "autograd/tape.h"
 #include "nn/nn.h"
+
+/* ---- shared: reduction of the terms, and the upstream gradient seen per element ---------- */
+
+static void reduce_terms(nb_node *n, const nb_tensor *terms)
+{
+    nb_tensor y = *n->out; /* () or (B), seen with the terms' ndim */
+    y.ndim = terms->ndim;
+    for (int d = 0; d < terms->ndim; d++) {
+        y.shape[d] = d == 0 && n->out->ndim == 1 ? terms->shape[0] : 1;
+        y.stride[d] = d == 0 ? 1 : 0;
+    }
+    nb_ew_reduce(NB_RED_SUM, &y, terms, 0);
+    if (n->s[0] != 1) nb_ew(NB_EW_SCALE, n->out, n->out, NULL, NULL, n->s[0], 0);
+}
+
+static nb_tensor upstream(const nb_node *n, const nb_tensor *like)
+{
+    nb_tensor g = *n->out->grad;
+    g.ndim = like->ndim;
+    for (int d = 0; d < like->ndim; d++) {
+        g.shape[d] = like->shape[d];
+        g.stride[d] = d == 0 && n->out->ndim == 1 ? 1 : 0;
+    }
+    return g;
+}
+
+static nb_tensor *terms_buffer(nb_tape *tp, const nb_tensor *like)
+{
+    return nb__tensor(tp, like->dtype, like->ndim, like->shape, 1);
+}
+
+/* Checks shapes, broadcasts in[k] for k >= nsame to in[0]'s shape, and records the op. */
+static nb_tensor *loss_op(nb_tape *tp, nb_op_id op, int nin, nb_tensor **in, int nsame,
+                          nb_reduce r)
+{
+    const char *name = nb_ops[op].name;
+    if (!nb__inputs(tp, name, nin, in)) return NULL;
+    const nb_tensor *x = in[0];
+    for (int k = 1; k < nsame; k++)
+        if (!nb_same_shape(in[k], x)) {
+            nb__fail(tp, NB_ERR_SHAPE, "nb_%s: shapes %s and %s differ", name, NB_SHP(x),
+                     NB_SHP(in[k]));
+            return NULL;
+        }
+    for (int k = nsame; k < nin; k++)
+        if (!(in[k] = nb_expand(tp, in[k], x->ndim, x->shape))) return NULL;
+    if (r == NB_REDUCE_NONE && x->ndim == 0) {
+        nb__fail(tp, NB_ERR_SHAPE, "nb_%s: per-example values need a batch dim", name);
+        return NULL;
+    }
+    const int64_t batch = x->ndim ? x->shape[0] : 1;
+    nb_node n = {.op = op, .nin = nin, .in = {in[0], in[1], nin > 2 ? in[2] : NULL},
+                 .s = {r == NB_REDUCE_MEAN && batch > 0 ? 1.0 / (double)batch : 1.0}};
+    return nb__apply(tp, &n, r == NB_REDUCE_NONE, (const int64_t[]){batch}, 0);
+}
+
+static const nb_ew_id term_kernel[NB_OP_COUNT] = {
+    [NB_OP_BCE_LOGITS] = NB_EW_BCE, [NB_OP_MSE] = NB_EW_SQDIFF,
+    [NB_OP_GAUSSIAN_NLL] = NB_EW_GNLL, [NB_OP_KL_NORMAL] = NB_EW_KL,
+};
+
+nb_status nb_fwd_loss(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *terms = terms_buffer(tp, n->in[0]);
+    if (!terms) return NB_ERR_NOMEM;
+    const nb_tensor *a = n->in[0], *b = n->in[1];
+    if (n->op == NB_OP_GAUSSIAN_NLL) { /* terms in x - mean, kept for backward */
+        nb_tensor *d = terms_buffer(tp, n->in[0]);
+        if (!d) return NB_ERR_NOMEM;
+        nb_ew(NB_EW_SUB, d, n->in[0], n->in[1], NULL, 0, 0);
+        n->aux = d;
+        a = d, b = n->in[2];
+    }
+    nb_ew(term_kernel[n->op], terms, a, b, NULL, 0, 0);
+    reduce_terms(n, terms);
+    return NB_OK;
+}
+
+void nb_bwd_loss(nb_tape *tp, nb_node *n)
+{
+    const double s = n->s[0];
+    nb_tensor g = upstream(n, n->in[0]);
+    nb_tensor *g0 = nb__grad(tp, n->in[0]), *g1 = nb__grad(tp, n->in[1]);
+    switch (n->op) {
+    case NB_OP_BCE_LOGITS: /* d/dl = σ(l) - t, d/dt = -l */
+        if (g0) nb_ew(NB_EW_ACC_BCEB, g0, &g, n->in[0], n->in[1], s, 0);
+        if (g1) nb_ew(NB_EW_ACC_SMUL, g1, &g, n->in[0], NULL, -s, 0);
+        break;
+    case NB_OP_MSE: /* ±2(p - t) */
+        if (g0) nb_ew(NB_EW_ACC_SQDIFFB, g0, &g, n->in[0], n->in[1], s, 0);
+        if (g1) nb_ew(NB_EW_ACC_SQDIFFB, g1, &g, n->in[0], n->in[1], -s, 0);
+        break;
+    case NB_OP_GAUSSIAN_NLL: { /* ±(x - m)·e^-lv, and ½(1 - (x - m)²·e^-lv) for lv */
+        const nb_tensor *d = n->aux, *lv = n->in[2];
+        nb_tensor *g2 = nb__grad(tp, n->in[2]);
+        if (g0) nb_ew(NB_EW_ACC_GNLL_D, g0, &g, d, lv, s, 0);
+        if (g1) nb_ew(NB_EW_ACC_GNLL_D, g1, &g, d, lv, -s, 0);
+        if (g2) nb_ew(NB_EW_ACC_GNLL_LV, g2, &g, d, lv, s, 0);
+        break;
+    }
+    case NB_OP_KL_NORMAL: /* mu, and ½(e^lv - 1) */
+        if (g0) nb_ew(NB_EW_ACC_SMUL, g0, &g, n->in[0], NULL, s, 0);
+        if (g1) nb_ew(NB_EW_ACC_KL_LV, g1, &g, n->in[1], NULL, s, 0);
+        break;
+    default: break;
+    }
+}
+
+nb_tensor *nb_bce_logits(nb_tape *tp, nb_tensor *logits, nb_tensor *target, nb_reduce r)
+{
+    return loss_op(tp, NB_OP_BCE_LOGITS, 2, (nb_tensor *[]){logits, target}, 2, r);
+}
+
+nb_tensor *nb_mse(nb_tape *tp, nb_tensor *pred, nb_tensor *target, nb_reduce r)
+{
+    return loss_op(tp, NB_OP_MSE, 2, (nb_tensor *[]){pred, target}, 2, r);
+}
+
+nb_tensor *nb_gaussian_nll(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb_tensor *logvar,
+                           nb_reduce r)
+{
+    return loss_op(tp, NB_OP_GAUSSIAN_NLL, 3, (nb_tensor *[]){x, mean, logvar}, 2, r);
+}
+
+nb_tensor *nb_kl_normal(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb_reduce r)
+{
+    return loss_op(tp, NB_OP_KL_NORMAL, 2, (nb_tensor *[]){mu, logvar}, 2, r);
+}

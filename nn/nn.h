@@ -63,12 +63,6 @@ NB_API nb_status nb_conv_transpose2d_init(nb_conv_layer *l, nb_params *ps, const
                                           int bias, nb_rng *rng);
 NB_API nb_tensor *nb_conv_fwd(nb_tape *tp, const nb_conv_layer *l, nb_tensor *x);
 
-/* ---- activations (besides nb_relu, nb_sigmoid, nb_tanh, nb_softplus in autograd.h) ---------- */
-
-NB_API nb_tensor *nb_leaky_relu(nb_tape *tp, nb_tensor *x, double slope);
-NB_API nb_tensor *nb_elu(nb_tape *tp, nb_tensor *x, double alpha);
-NB_API nb_tensor *nb_gelu(nb_tape *tp, nb_tensor *x); /* exact: x·Φ(x), Φ through erf */
-
 /* ---- losses -------------------------------------------------------------------------------- */
 /* One convention for every loss (see docs/loss-units.md): the per-element terms are summed over
  * every dim but the first (the batch), then NB_REDUCE_SUM sums and NB_REDUCE_MEAN averages

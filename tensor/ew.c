@@ -14,13 +14,19 @@
 #include "tensor/kernels.h"
 
 const char *const nb_ew_names[NB_EW_COUNT] = {
-#define NB_EW(id, nin, doc) #id,
+#define NB_EW(id, nin, ulp, doc) #id,
 #include "tensor/ew.def"
 #undef NB_EW
 };
 
 const int nb_ew_arity[NB_EW_COUNT] = {
-#define NB_EW(id, nin, doc) nin,
+#define NB_EW(id, nin, ulp, doc) nin,
+#include "tensor/ew.def"
+#undef NB_EW
+};
+
+const int nb_ew_ulp[NB_EW_COUNT] = {
+#define NB_EW(id, nin, ulp, doc) ulp,
 #include "tensor/ew.def"
 #undef NB_EW
 };
@@ -260,7 +266,7 @@ void nb_fill(nb_tensor *y, double v)
     }
 }
 
-void nb_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate)
+void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate)
 {
     if (!accumulate) nb_fill(y, kind == NB_RED_SUM ? 0.0 : -INFINITY);
     /* y seen with x's shape: stride 0 along the reduced dims */

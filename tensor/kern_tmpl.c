@@ -12,6 +12,9 @@
 
 #include "tensor/kernels.h"
 
+#define LOG_2PI 1.8378770664093454836
+#define INV_SQRT_2PI 0.39894228040143267794
+
 #if NB_TMPL_F64
 typedef double real;
 #define DT f64
@@ -28,10 +31,13 @@ typedef float real;
 #define ISA ref
 #define VL 1
 typedef real vec;
+#define VSEL_GT(x, t, a, b) ((x) > (t) ? (b) : (a))
 #if NB_TMPL_F64
 #define VEXP exp
 #define VLOG log
 #define VLOG1P log1p
+#define VEXPM1 expm1
+#define VERFC erfc
 #define VTANH tanh
 #define VABS fabs
 #define VMAX fmax
@@ -40,6 +46,8 @@ typedef real vec;
 #define VEXP expf
 #define VLOG logf
 #define VLOG1P log1pf
+#define VEXPM1 expm1f
+#define VERFC erfcf
 #define VTANH tanhf
 #define VABS fabsf
 #define VMAX fmaxf
@@ -57,6 +65,8 @@ typedef __m256d vec;
 #define VEXP Sleef_expd4_u10avx2
 #define VLOG Sleef_logd4_u10avx2
 #define VLOG1P Sleef_log1pd4_u10avx2
+#define VEXPM1 Sleef_expm1d4_u10avx2
+#define VERFC Sleef_erfcd4_u15avx2
 #define VTANH Sleef_tanhd4_u10avx2
 #define VABS Sleef_fabsd4_avx2
 #define VMAX Sleef_fmaxd4_avx2
@@ -68,6 +78,8 @@ typedef __m256 vec;
 #define VEXP Sleef_expf8_u10avx2
 #define VLOG Sleef_logf8_u10avx2
 #define VLOG1P Sleef_log1pf8_u10avx2
+#define VEXPM1 Sleef_expm1f8_u10avx2
+#define VERFC Sleef_erfcf8_u15avx2
 #define VTANH Sleef_tanhf8_u10avx2
 #define VABS Sleef_fabsf8_avx2
 #define VMAX Sleef_fmaxf8_avx2
@@ -82,6 +94,8 @@ typedef __m512d vec;
 #define VEXP Sleef_expd8_u10avx512f
 #define VLOG Sleef_logd8_u10avx512f
 #define VLOG1P Sleef_log1pd8_u10avx512f
+#define VEXPM1 Sleef_expm1d8_u10avx512f
+#define VERFC Sleef_erfcd8_u15avx512f
 #define VTANH Sleef_tanhd8_u10avx512f
 #define VABS Sleef_fabsd8_avx512f
 #define VMAX Sleef_fmaxd8_avx512f
@@ -93,6 +107,8 @@ typedef __m512 vec;
 #define VEXP Sleef_expf16_u10avx512f
 #define VLOG Sleef_logf16_u10avx512f
 #define VLOG1P Sleef_log1pf16_u10avx512f
+#define VEXPM1 Sleef_expm1f16_u10avx512f
+#define VERFC Sleef_erfcf16_u15avx512f
 #define VTANH Sleef_tanhf16_u10avx512f
 #define VABS Sleef_fabsf16_avx512f
 #define VMAX Sleef_fmaxf16_avx512f
@@ -156,6 +172,7 @@ static const vec vzero; /* all lanes 0 */
 #define LOOP for (int64_t i = 0; i < n; i++)
 
 #if NB_ISA_ID == 0
+/* the reference is libm's log1p, nothing more */
 static inline vec v_log1p(vec x) { return VLOG1P(x); }
 #else
 /* SLEEF's log1p is specified on [-1, LOG1P_MAX] and returns inf above it; there log(x) equals
@@ -165,6 +182,8 @@ static inline vec v_log1p(vec x) { return VSEL_GT(x, LOG1P_MAX, VLOG1P(x), VLOG(
 static inline vec v_sigmoid(vec x) { return (real)1 / ((real)1 + VEXP(-x)); }
 /* log(1 + exp(-|x|)) never overflows; softplus and log-sigmoid add the linear part back. */
 static inline vec v_log1pexp_neg_abs(vec x) { return VLOG1P(VEXP(-VABS(x))); }
+/* The standard normal CDF through erfc: 1 + erf(x) would cancel for negative x. */
+static inline vec v_phi_cdf(vec x) { return (real)0.5 * VERFC(-x * (real)M_SQRT1_2); }
 
 /* forward */
 KERNEL(COPY) { ARGS; LOOP y[i] = a[i]; }
@@ -192,11 +211,19 @@ KERNEL(CLAMP)
 }
 KERNEL(WHERE) { ARGS; LOOP y[i] = a[i] != 0 ? b[i] : c[i]; }
 KERNEL(GT) { ARGS; LOOP y[i] = a[i] > b[i] ? 1 : 0; }
+KERNEL(LEAKY_RELU) { ARGS; const real s0 = (real)s[0]; LOOP y[i] = a[i] > 0 ? a[i] : s0 * a[i]; }
+KERNEL(ELU) { ARGS; const real s0 = (real)s[0]; MAP(0, VSEL_GT(x, (real)0, s0 * VEXPM1(x), x)); }
+KERNEL(GELU) { ARGS; MAP(0, x * v_phi_cdf(x)); }
+KERNEL(BCE) { ARGS; MAP(0, VMAX(x, vzero) - x * u + v_log1pexp_neg_abs(x)); }
+KERNEL(SQDIFF) { ARGS; LOOP y[i] = (a[i] - b[i]) * (a[i] - b[i]); }
+KERNEL(GNLL) { ARGS; MAP(0, (real)0.5 * ((real)LOG_2PI + u + x * x * VEXP(-u))); }
+KERNEL(KL) { ARGS; MAP(0, (real)-0.5 * ((real)1 + u - x * x - VEXP(u))); }
 
 /* accumulate */
 KERNEL(ACC) { ARGS; LOOP y[i] += a[i]; }
 KERNEL(ACC_SCALE) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += s0 * a[i]; }
 KERNEL(ACC_MUL) { ARGS; LOOP y[i] += a[i] * b[i]; }
+KERNEL(ACC_SMUL) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += s0 * a[i] * b[i]; }
 KERNEL(ACC_DIV) { ARGS; LOOP y[i] += a[i] / b[i]; }
 KERNEL(ACC_DIVB) { ARGS; LOOP y[i] -= a[i] * b[i] / (c[i] * c[i]); }
 KERNEL(ACC_SQRTB) { ARGS; LOOP y[i] += (real)0.5 * a[i] / b[i]; }
@@ -220,6 +247,23 @@ KERNEL(ACC_MASK)
     LOOP y[i] += ((b[i] != 0) == want) ? a[i] : 0;
 }
 KERNEL(ACC_MULEXP) { ARGS; MAP(1, yv + x * VEXP(u - w)); }
+KERNEL(ACC_LEAKYB) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += b[i] > 0 ? a[i] : s0 * a[i]; }
+KERNEL(ACC_ELUB) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += b[i] > 0 ? a[i] : a[i] * (b[i] + s0); }
+KERNEL(ACC_GELUB)
+{
+    ARGS;
+    MAP(1, yv + x * (v_phi_cdf(u) + u * VEXP((real)-0.5 * u * u) * (real)INV_SQRT_2PI));
+}
+KERNEL(ACC_BCEB) { ARGS; const real s0 = (real)s[0]; MAP(1, yv + s0 * x * (v_sigmoid(u) - w)); }
+KERNEL(ACC_SQDIFFB) { ARGS; const real s0 = (real)s[0]; LOOP y[i] += s0 * 2 * a[i] * (b[i] - c[i]); }
+KERNEL(ACC_GNLL_D) { ARGS; const real s0 = (real)s[0]; MAP(1, yv + s0 * x * u * VEXP(-w)); }
+KERNEL(ACC_GNLL_LV)
+{
+    ARGS;
+    const real s0 = (real)s[0];
+    MAP(1, yv + s0 * x * (real)0.5 * ((real)1 - u * u * VEXP(-w)));
+}
+KERNEL(ACC_KL_LV) { ARGS; const real s0 = (real)s[0]; MAP(1, yv + s0 * x * (real)0.5 * VEXPM1(u)); }
 KERNEL(MAXACC) { ARGS; LOOP y[i] = (a[i] > y[i] || a[i] != a[i]) ? a[i] : y[i]; }
 
 /* Reductions keep VL partial results and combine them in a fixed order: deterministic for a
@@ -246,12 +290,79 @@ static void r_max(int64_t n, const void *A, void *acc)
     *(real *)acc = m;
 }
 
+static void r_sumsq(int64_t n, const void *A, double *acc)
+{
+    const real *a = A;
+    double part[VL] = {0};
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        for (int j = 0; j < VL; j++) part[j] += (double)a[i + j] * (double)a[i + j];
+    double t = 0;
+    for (int j = 0; j < VL; j++) t += part[j];
+    for (; i < n; i++) t += (double)a[i] * (double)a[i];
+    *acc += t;
+}
+
+/* The optimizer updates, in the order PyTorch 1.13 evaluates them (torch/optim/sgd.py, adam.py, ...), so that
+ * results match it to rounding. Flags are loop-invariant; the compiler unswitches them. */
+static void o_sgd(int64_t n, void *P, const void *G, void *B, const nb_optim_args *o)
+{
+    real *p = P, *buf = B;
+    const real *g = G;
+    const real lr = (real)o->lr, wd = (real)o->weight_decay, mom = (real)o->momentum;
+    const real keep = (real)(1 - o->dampening);
+    for (int64_t i = 0; i < n; i++) {
+        real d = wd != 0 ? g[i] + wd * p[i] : g[i];
+        if (mom != 0) {
+            buf[i] = o->first ? d : buf[i] * mom + keep * d;
+            d = o->nesterov ? d + mom * buf[i] : buf[i];
+        }
+        p[i] += -lr * d;
+    }
+}
+
+static void o_adam(int64_t n, void *P, const void *G, void *M, void *V, const nb_optim_args *o)
+{
+    real *p = P, *m = M, *v = V;
+    const real *g = G;
+    const real wd = (real)o->weight_decay, b1 = (real)o->beta1, b2 = (real)o->beta2;
+    const real decay = (real)(1 - o->lr * o->weight_decay), eps = (real)o->eps;
+    const real step = (real)o->step_size, bc2 = (real)o->bc2_sqrt;
+    for (int64_t i = 0; i < n; i++) {
+        real gi = g[i];
+        if (o->decoupled)
+            p[i] *= decay; /* AdamW */
+        else if (wd != 0)
+            gi = gi + wd * p[i];
+        m[i] = m[i] * b1 + (1 - b1) * gi;
+        v[i] = v[i] * b2 + (1 - b2) * gi * gi;
+        real denom = SSQRT(v[i]) / bc2 + eps;
+        p[i] += -step * m[i] / denom;
+    }
+}
+
+static void o_adagrad(int64_t n, void *P, const void *G, void *S, const nb_optim_args *o)
+{
+    real *p = P, *sum = S;
+    const real *g = G;
+    const real wd = (real)o->weight_decay, clr = (real)o->step_size, eps = (real)o->eps;
+    for (int64_t i = 0; i < n; i++) {
+        real gi = wd != 0 ? g[i] + wd * p[i] : g[i];
+        sum[i] += gi * gi;
+        p[i] += -clr * gi / (SSQRT(sum[i]) + eps);
+    }
+}
+
 void FILL_FN(nb_kernel_table *k)
 {
     k->isa = STR(ISA);
-#define NB_EW(id, nin, doc) k->ew[NB_EW_##id] = k_##id;
+#define NB_EW(id, nin, ulp, doc) k->ew[NB_EW_##id] = k_##id;
 #include "tensor/ew.def"
 #undef NB_EW
     k->sum = r_sum;
     k->max = r_max;
+    k->sumsq = r_sumsq;
+    k->sgd = o_sgd;
+    k->adam = o_adam;
+    k->adagrad = o_adagrad;
 }

@@ -11,7 +11,7 @@
 #include "tensor/tensor.h"
 
 typedef enum nb_ew_id {
-#define NB_EW(id, nin, doc) NB_EW_##id,
+#define NB_EW(id, nin, ulp, doc) NB_EW_##id,
 #include "tensor/ew.def"
 #undef NB_EW
     NB_EW_COUNT
@@ -25,14 +25,28 @@ typedef void (*nb_red_fn)(int64_t n, const void *a, void *acc);
 
 typedef enum nb_isa { NB_ISA_REF, NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_COUNT } nb_isa;
 
+/* Per-step constants of the optimizer updates (nn/optim.c), as PyTorch defines them. */
+typedef struct nb_optim_args {
+    double lr, weight_decay, momentum, dampening, beta1, beta2, eps;
+    double step_size, bc2_sqrt; /* Adam: lr / (1 - beta1^t), sqrt(1 - beta2^t) */
+    int nesterov, first, decoupled;
+} nb_optim_args;
+
 typedef struct nb_kernel_table {
     const char *isa;
     nb_ew_fn ew[NB_EW_COUNT];
     nb_red_fn sum, max;
+    /* acc += Σ a², in double so that no finite gradient overflows */
+    void (*sumsq)(int64_t n, const void *a, double *acc);
+    /* one pass of an optimizer over n flat values: parameters p, gradients g, state s1, s2 */
+    void (*sgd)(int64_t n, void *p, const void *g, void *buf, const nb_optim_args *a);
+    void (*adam)(int64_t n, void *p, const void *g, void *m, void *v, const nb_optim_args *a);
+    void (*adagrad)(int64_t n, void *p, const void *g, void *sum, const nb_optim_args *a);
 } nb_kernel_table;
 
 extern const char *const nb_ew_names[NB_EW_COUNT];
 extern const int nb_ew_arity[NB_EW_COUNT];
+extern const int nb_ew_ulp[NB_EW_COUNT]; /* 0: bit-identical across ISAs; else the ulp bound */
 
 /* The table in use for dt. */
 const nb_kernel_table *nb_kernels(nb_dtype dt);
@@ -56,7 +70,7 @@ void nb_ew(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b,
 typedef enum nb_red_kind { NB_RED_SUM, NB_RED_MAX } nb_red_kind;
 /* y = reduce(x) over the dims where y has size 1 and x does not. y has x's ndim (keepdim form).
  * With accumulate, y is combined with the reduction instead of overwritten. */
-void nb_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate);
+void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate);
 
 /* y = v for every element (y contiguous). */
 void nb_fill(nb_tensor *y, double v);

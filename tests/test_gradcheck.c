@@ -2,6 +2,7 @@
  * shapes and broadcasting cases, and a coverage check that fails when an op has none. */
 #include <math.h>
 
+#include "nn/nn.h"
 #include "tests/gradcheck.h"
 #include "tests/tap.h"
 
@@ -41,6 +42,28 @@ BUILD(expand) { (void)ctx; return nb_expand(tp, x[0], NB_SHAPE(3, 5, 7)); }
 BUILD(contiguous) { (void)ctx; return nb_contiguous(tp, nb_transpose(tp, x[0], 1, 2)); }
 BUILD(concat1) { (void)ctx; return nb_concat(tp, 1, x[0], x[1]); }
 BUILD(concat_last) { (void)ctx; return nb_concat(tp, -1, x[0], x[1]); }
+BUILD(leaky_relu) { (void)ctx; return nb_leaky_relu(tp, x[0], 0.2); }
+BUILD(elu) { (void)ctx; return nb_elu(tp, x[0], 1.3); }
+B1(gelu)
+BUILD(linear) { (void)ctx; return nb_linear(tp, x[0], x[1], x[2]); }
+BUILD(linear_nobias) { (void)ctx; return nb_linear(tp, x[0], x[1], NULL); }
+static nb_conv_cfg cfg_s2p1 = {{2, 2}, {1, 1}, {0, 0}, {1, 1}};
+static nb_conv_cfg cfg_dil = {{1, 2}, {2, 1}, {0, 0}, {2, 1}};
+static nb_conv_cfg cfg_t_s2p1op1 = {{2, 2}, {1, 1}, {1, 1}, {1, 1}};
+static nb_conv_cfg cfg_t_s3p1op2 = {{3, 3}, {1, 1}, {2, 2}, {1, 1}};
+static nb_conv_cfg cfg_t_dil = {{2, 1}, {0, 1}, {1, 0}, {2, 2}};
+BUILD(conv) { return nb_conv2d(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
+BUILD(conv_nobias) { return nb_conv2d(tp, x[0], x[1], NULL, *(nb_conv_cfg *)ctx); }
+BUILD(deconv) { return nb_conv_transpose2d(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
+BUILD(deconv_nobias) { return nb_conv_transpose2d(tp, x[0], x[1], NULL, *(nb_conv_cfg *)ctx); }
+BUILD(bce_mean) { (void)ctx; return nb_bce_logits(tp, x[0], x[1], NB_REDUCE_MEAN); }
+BUILD(bce_none) { (void)ctx; return nb_bce_logits(tp, x[0], x[1], NB_REDUCE_NONE); }
+BUILD(mse_sum) { (void)ctx; return nb_mse(tp, x[0], x[1], NB_REDUCE_SUM); }
+BUILD(mse_none) { (void)ctx; return nb_mse(tp, x[0], x[1], NB_REDUCE_NONE); }
+BUILD(gnll_mean) { (void)ctx; return nb_gaussian_nll(tp, x[0], x[1], x[2], NB_REDUCE_MEAN); }
+BUILD(gnll_none) { (void)ctx; return nb_gaussian_nll(tp, x[0], x[1], x[2], NB_REDUCE_NONE); }
+BUILD(kl_mean) { (void)ctx; return nb_kl_normal(tp, x[0], x[1], NB_REDUCE_MEAN); }
+BUILD(kl_none) { (void)ctx; return nb_kl_normal(tp, x[0], x[1], NB_REDUCE_NONE); }
 /* the same input reaching the output along two paths: gradients must add up */
 BUILD(fanout) { (void)ctx; return nb_mul(tp, nb_tanh(tp, x[0]), nb_exp(tp, x[0])); }
 
@@ -49,6 +72,10 @@ BUILD(fanout) { (void)ctx; return nb_mul(tp, nb_tanh(tp, x[0]), nb_exp(tp, x[0])
 #define AWAY(...) GC_IN(GC_AWAY, __VA_ARGS__)
 #define MASK(...) GC_IN(GC_MASK, __VA_ARGS__)
 
+#define CASE_CTX(op_, label_, fn, ctx_, ...)                                                 \
+    {.op = NB_OP_##op_, .label = label_, .build = b_##fn, .ctx = ctx_,                       \
+     .nin = (int)(sizeof((gc_input[]){__VA_ARGS__}) / sizeof(gc_input)), .in = {__VA_ARGS__}}
+#define UNIT(...) GC_IN(GC_UNIT, __VA_ARGS__)
 #define CASE(op_, label_, fn, ...)                                                           \
     {.op = NB_OP_##op_, .label = label_, .build = b_##fn,                                    \
      .nin = (int)(sizeof((gc_input[]){__VA_ARGS__}) / sizeof(gc_input)), .in = {__VA_ARGS__}}
@@ -103,6 +130,31 @@ static const gc_case cases[] = {
     CASE(CONCAT, "concat (3,2,7),(3,5,7) axis 1", concat1, ANY(3, 2, 7), ANY(3, 5, 7)),
     CASE(CONCAT, "concat (3,5),(3,4) axis -1", concat_last, ANY(3, 5), ANY(3, 4)),
     CASE(MUL, "fan-out: tanh(x)*exp(x)", fanout, ANY(3, 5, 7)),
+    CASE(LEAKY_RELU, "leaky_relu (3,5,7)", leaky_relu, AWAY(3, 5, 7)),
+    CASE(ELU, "elu (3,5,7)", elu, AWAY(3, 5, 7)),
+    CASE(GELU, "gelu (3,5,7)", gelu, ANY(3, 5, 7)),
+    CASE(LINEAR, "linear (3,5)x(4,5)+(4)", linear, ANY(3, 5), ANY(4, 5), ANY(4)),
+    CASE(LINEAR, "linear (2,3,5)x(4,5), no bias", linear_nobias, ANY(2, 3, 5), ANY(4, 5)),
+    CASE_CTX(CONV2D, "conv2d (2,3,7,9) k3 s2 p1", conv, &cfg_s2p1, ANY(2, 3, 7, 9), ANY(4, 3, 3, 3), ANY(4)),
+    CASE_CTX(CONV2D, "conv2d k(3,2) stride (1,2) pad (2,1) dilation (2,1), no bias", conv_nobias, &cfg_dil,
+             ANY(2, 3, 6, 7), ANY(2, 3, 3, 2)),
+    CASE_CTX(CONV_TRANSPOSE2D, "conv_transpose2d (2,3,4,5) k3 s2 p1 op1", deconv, &cfg_t_s2p1op1,
+             ANY(2, 3, 4, 5), ANY(3, 4, 3, 3), ANY(4)),
+    CASE_CTX(CONV_TRANSPOSE2D, "conv_transpose2d k3 s3 p1 op2", deconv, &cfg_t_s3p1op2,
+             ANY(2, 3, 3, 4), ANY(3, 2, 3, 3), ANY(2)),
+    CASE_CTX(CONV_TRANSPOSE2D, "conv_transpose2d k(3,2) stride (2,1) dilation 2, no bias", deconv_nobias,
+             &cfg_t_dil, ANY(2, 3, 4, 5), ANY(3, 2, 3, 2)),
+    CASE(BCE_LOGITS, "bce_logits (3,5,7) mean", bce_mean, ANY(3, 5, 7), UNIT(3, 5, 7)),
+    CASE(BCE_LOGITS, "bce_logits (3,5,7) per example", bce_none, ANY(3, 5, 7), UNIT(3, 5, 7)),
+    CASE(MSE, "mse (3,5,7) sum", mse_sum, ANY(3, 5, 7), ANY(3, 5, 7)),
+    CASE(MSE, "mse (3,5,7) per example", mse_none, ANY(3, 5, 7), ANY(3, 5, 7)),
+    CASE(GAUSSIAN_NLL, "gaussian_nll, logvar per element", gnll_mean, ANY(3, 5, 7), ANY(3, 5, 7), ANY(3, 5, 7)),
+    CASE(GAUSSIAN_NLL, "gaussian_nll, shared scalar logvar", gnll_mean, ANY(3, 5, 7), ANY(3, 5, 7),
+         GC_SCALAR(GC_ANY)),
+    CASE(GAUSSIAN_NLL, "gaussian_nll, logvar per pixel (5,7), per example", gnll_none, ANY(3, 5, 7),
+         ANY(3, 5, 7), ANY(5, 7)),
+    CASE(KL_NORMAL, "kl_normal (4,6) mean", kl_mean, ANY(4, 6), ANY(4, 6)),
+    CASE(KL_NORMAL, "kl_normal (4,6) per example", kl_none, ANY(4, 6), ANY(4, 6)),
 };
 
 int main(void)

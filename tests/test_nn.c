@@ -1,0 +1,277 @@
+/* tests/test_nn.c — the f32 fast paths against the f64 references, losses against their plain
+ * formulas, initialiser bounds, optimizer behaviour that fixtures do not cover. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/tape.h"
+#include "nn/nn.h"
+#include "tests/tap.h"
+
+/* f32 copy of an f64 tensor (same values up to rounding), as a new leaf on tp */
+static nb_tensor *to_f32(nb_tape *tp, const nb_tensor *t)
+{
+    nb_tensor *y = nb_empty(tp, NB_F32, t->ndim, t->shape);
+    for (int64_t i = 0; i < nb_numel(t); i++) nb_set(y, i, nb_get(t, i));
+    return y;
+}
+
+/* max |a - b| / max(max |b|, tiny) */
+static double rel_err(const nb_tensor *a, const nb_tensor *b)
+{
+    double e = 0, s = 0;
+    for (int64_t i = 0; i < nb_numel(b); i++) {
+        e = fmax(e, fabs(nb_get(a, i) - nb_get(b, i)));
+        s = fmax(s, fabs(nb_get(b, i)));
+    }
+    return e / fmax(s, 1e-30);
+}
+
+typedef struct conv_case {
+    const char *what;
+    int transposed, bias;
+    int64_t x[4], w[4];
+    nb_conv_cfg cfg;
+} conv_case;
+
+/* oneDNN f32 forward, backward-data and backward-weights against the f64 loops */
+static void test_conv_vs_reference(void)
+{
+    const conv_case cs[] = {
+        {"conv2d 3x5x9x11 k3 s2 p1", 0, 1, {3, 5, 9, 11}, {4, 5, 3, 3}, {{2, 2}, {1, 1}, {0, 0}, {1, 1}}},
+        {"conv2d 3x5x9x11 k4 s2 p1 no bias", 0, 0, {3, 5, 9, 11}, {2, 5, 4, 4}, {{2, 2}, {1, 1}, {0, 0}, {1, 1}}},
+        {"conv2d 3x5x9x11 k3 s1 p2 dilation 2", 0, 1, {3, 5, 9, 11}, {3, 5, 3, 3}, {{1, 1}, {2, 2}, {0, 0}, {2, 2}}},
+        {"conv2d 3x1x28x28 k4 s2 p1 (the AE layer)", 0, 1, {3, 1, 28, 28}, {32, 1, 4, 4}, {{2, 2}, {1, 1}, {0, 0}, {1, 1}}},
+        {"conv_transpose2d 3x5x9x11 k3 s2 p1 op1", 1, 1, {3, 5, 9, 11}, {5, 4, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, {1, 1}}},
+        {"conv_transpose2d 3x5x9x11 k4 s2 p1", 1, 1, {3, 5, 9, 11}, {5, 2, 4, 4}, {{2, 2}, {1, 1}, {0, 0}, {1, 1}}},
+        {"conv_transpose2d 3x5x9x11 k3 s3 p1 op2", 1, 0, {3, 5, 9, 11}, {5, 4, 3, 3}, {{3, 3}, {1, 1}, {2, 2}, {1, 1}}},
+        {"conv_transpose2d 3x5x9x11 k3 s2 p0 op1 dilation 2", 1, 1, {3, 5, 9, 11}, {5, 3, 3, 3}, {{2, 2}, {0, 0}, {1, 1}, {2, 2}}},
+        {"conv_transpose2d 3x64x7x7 k4 s2 p1 (the AE layer)", 1, 1, {3, 64, 7, 7}, {64, 32, 4, 4}, {{2, 2}, {1, 1}, {0, 0}, {1, 1}}},
+    };
+    nb_tape *t64 = nb_tape_new(), *t32 = nb_tape_new();
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        const conv_case *c = &cs[k];
+        nb_tape_reset(t64);
+        nb_tape_reset(t32);
+        nb_rng r = nb_rng_seed(100 + k);
+        nb_tensor *x = nb_requires_grad(nb_uniform(t64, &r, NB_F64, 4, c->x, -1, 1));
+        nb_tensor *w = nb_requires_grad(nb_uniform(t64, &r, NB_F64, 4, c->w, -1, 1));
+        const int64_t O = c->transposed ? c->w[1] : c->w[0];
+        nb_tensor *b = c->bias ? nb_requires_grad(nb_uniform(t64, &r, NB_F64, NB_SHAPE(O), -1, 1)) : NULL;
+        nb_tensor *x32 = nb_requires_grad(to_f32(t32, x)), *w32 = nb_requires_grad(to_f32(t32, w));
+        nb_tensor *b32 = b ? nb_requires_grad(to_f32(t32, b)) : NULL;
+        /* round the f64 inputs to the f32 values, so both see the same numbers */
+        for (int64_t i = 0; i < nb_numel(x); i++) nb_set(x, i, nb_get(x32, i));
+        for (int64_t i = 0; i < nb_numel(w); i++) nb_set(w, i, nb_get(w32, i));
+        if (b) for (int64_t i = 0; i < nb_numel(b); i++) nb_set(b, i, nb_get(b32, i));
+        nb_tensor *y = c->transposed ? nb_conv_transpose2d(t64, x, w, b, c->cfg) : nb_conv2d(t64, x, w, b, c->cfg);
+        nb_tensor *y32 = c->transposed ? nb_conv_transpose2d(t32, x32, w32, b32, c->cfg)
+                                       : nb_conv2d(t32, x32, w32, b32, c->cfg);
+        if (!ok(y && y32, "%s: runs (%s%s)", c->what, nb_tape_error(t64), nb_tape_error(t32))) continue;
+        nb_tensor *u = nb_uniform(t64, &r, NB_F64, y->ndim, y->shape, -1, 1);
+        nb_tensor *u32 = to_f32(t32, u);
+        for (int64_t i = 0; i < nb_numel(u); i++) nb_set(u, i, nb_get(u32, i));
+        nb_status s1 = nb_backward_from(t64, y, u), s2 = nb_backward_from(t32, y32, u32);
+        const double ey = rel_err(y32, y), ex = rel_err(x32->grad, x->grad), ew = rel_err(w32->grad, w->grad);
+        const double eb = b ? rel_err(b32->grad, b->grad) : 0;
+        ok(!s1 && !s2 && ey < 1e-5 && ex < 1e-5 && ew < 1e-5 && eb < 1e-5,
+           "%s: oneDNN f32 = f64 loops: y %.1e, dx %.1e, dw %.1e, db %.1e", c->what, ey, ex, ew, eb);
+    }
+    nb_tape_free(t64);
+    nb_tape_free(t32);
+}
+
+static void test_linear_vs_reference(void)
+{
+    nb_tape *tp = nb_tape_new();
+    nb_rng r = nb_rng_seed(5);
+    nb_tensor *x = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(13, 29), -1, 1));
+    nb_tensor *w = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(17, 29), -1, 1));
+    nb_tensor *b = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(17), -1, 1));
+    nb_tensor *y = nb_linear(tp, x, w, b);
+    nb_tensor *u = nb_uniform(tp, &r, NB_F32, NB_SHAPE(13, 17), -1, 1);
+    nb_backward_from(tp, y, u);
+    double ey = 0, ex = 0, ew = 0, eb = 0;
+    for (int i = 0; i < 13; i++)
+        for (int o = 0; o < 17; o++) {
+            double s = nb_get(b, o);
+            for (int k = 0; k < 29; k++) s += nb_get(x, i * 29 + k) * nb_get(w, o * 29 + k);
+            ey = fmax(ey, fabs(nb_get(y, i * 17 + o) - s));
+        }
+    for (int i = 0; i < 13; i++)
+        for (int k = 0; k < 29; k++) {
+            double s = 0;
+            for (int o = 0; o < 17; o++) s += nb_get(u, i * 17 + o) * nb_get(w, o * 29 + k);
+            ex = fmax(ex, fabs(nb_get(x->grad, i * 29 + k) - s));
+        }
+    for (int o = 0; o < 17; o++) {
+        double sb = 0;
+        for (int i = 0; i < 13; i++) sb += nb_get(u, i * 17 + o);
+        eb = fmax(eb, fabs(nb_get(b->grad, o) - sb));
+        for (int k = 0; k < 29; k++) {
+            double s = 0;
+            for (int i = 0; i < 13; i++) s += nb_get(u, i * 17 + o) * nb_get(x, i * 29 + k);
+            ew = fmax(ew, fabs(nb_get(w->grad, o * 29 + k) - s));
+        }
+    }
+    ok(ey < 1e-5 && ex < 1e-5 && ew < 1e-5 && eb < 1e-5,
+       "linear f32 (13,29)x(17,29)ᵀ+b and its gradients equal plain loops (%.1e %.1e %.1e %.1e)", ey, ex, ew, eb);
+    nb_tape_free(tp);
+}
+
+/* The fused losses against their textbook formulas, in f64 and f32. */
+static void test_losses_vs_formula(void)
+{
+    for (int dt = NB_F32; dt <= NB_F64; dt++) {
+        nb_tape *tp = nb_tape_new();
+        nb_rng r = nb_rng_seed(21);
+        const nb_dtype d = (nb_dtype)dt;
+        nb_tensor *l = nb_uniform(tp, &r, d, NB_SHAPE(4, 3, 5), -6, 6);
+        nb_tensor *t = nb_uniform(tp, &r, d, NB_SHAPE(4, 3, 5), 0, 1);
+        nb_tensor *m = nb_uniform(tp, &r, d, NB_SHAPE(4, 3, 5), -1, 1);
+        nb_tensor *lv = nb_uniform(tp, &r, d, NB_SHAPE(3, 5), -2, 2);
+        nb_tensor *bce[3], *mse[3], *gnll[3], *kl[3];
+        for (int red = 0; red < 3; red++) {
+            bce[red] = nb_bce_logits(tp, l, t, (nb_reduce)red);
+            mse[red] = nb_mse(tp, l, t, (nb_reduce)red);
+            gnll[red] = nb_gaussian_nll(tp, l, m, lv, (nb_reduce)red);
+            kl[red] = nb_kl_normal(tp, m, l, (nb_reduce)red);
+        }
+        double eb = 0, em = 0, eg = 0, ek = 0;
+        double tot[4] = {0};
+        for (int i = 0; i < 4; i++) {
+            double sb = 0, sm = 0, sg = 0, sk = 0;
+            for (int j = 0; j < 15; j++) {
+                double lj = nb_get(l, i * 15 + j), tj = nb_get(t, i * 15 + j), mj = nb_get(m, i * 15 + j);
+                double lvj = nb_get(lv, j), sg_ = 1 / (1 + exp(-lj));
+                sb += -(tj * log(sg_) + (1 - tj) * log(1 - sg_)); /* finite for |l| <= 6 */
+                sm += (lj - tj) * (lj - tj);
+                sg += 0.5 * (log(2 * M_PI) + lvj + (lj - mj) * (lj - mj) / exp(lvj));
+                sk += -0.5 * (1 + lj - mj * mj - exp(lj));
+            }
+            double per[4] = {sb, sm, sg, sk};
+            nb_tensor *none[4] = {bce[2], mse[2], gnll[2], kl[2]};
+            double *e[4] = {&eb, &em, &eg, &ek};
+            for (int q = 0; q < 4; q++) {
+                *e[q] = fmax(*e[q], fabs(nb_get(none[q], i) - per[q]) / fabs(per[q]));
+                tot[q] += per[q];
+            }
+        }
+        nb_tensor *means[4] = {bce[0], mse[0], gnll[0], kl[0]}, *sums[4] = {bce[1], mse[1], gnll[1], kl[1]};
+        double *e[4] = {&eb, &em, &eg, &ek};
+        for (int q = 0; q < 4; q++) {
+            *e[q] = fmax(*e[q], fabs(nb_get(sums[q], 0) - tot[q]) / fabs(tot[q]));
+            *e[q] = fmax(*e[q], fabs(nb_get(means[q], 0) - tot[q] / 4) / fabs(tot[q] / 4));
+        }
+        const double tol = dt == NB_F64 ? 1e-13 : 1e-5;
+        ok(eb < tol, "%s bce_logits = -[t log σ + (1-t) log(1-σ)] for sum/mean/none (rel %.1e)", nb_dtype_name(d), eb);
+        ok(em < tol, "%s mse = Σ (p - t)² (rel %.1e)", nb_dtype_name(d), em);
+        ok(eg < tol, "%s gaussian_nll = ½(log 2π + lv + (x - m)²/e^lv), per-pixel logvar (rel %.1e)", nb_dtype_name(d), eg);
+        ok(ek < tol, "%s kl_normal = -½ Σ(1 + lv - μ² - e^lv) (rel %.1e)", nb_dtype_name(d), ek);
+        nb_tape_free(tp);
+    }
+    /* stability where the naive BCE formula breaks down */
+    nb_tape *tp = nb_tape_new();
+    nb_tensor *l = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){100, -100, 40, -40});
+    nb_tensor *t = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){0, 1, 1, 0});
+    nb_tensor *y = nb_bce_logits(tp, l, t, NB_REDUCE_SUM);
+    ok(y && fabs(nb_get(y, 0) - 200) < 1e-4, "bce_logits at logits ±100 is finite and exact: %g (naive: inf)", y ? nb_get(y, 0) : NAN);
+    nb_tape_free(tp);
+}
+
+/* The analytic KL against a Monte Carlo estimate: within 3 standard errors. */
+static void test_kl_monte_carlo(void)
+{
+    nb_tape *tp = nb_tape_new();
+    const double mu[3] = {0.3, -1.2, 2.0}, lv[3] = {-1.0, 0.5, 0.0};
+    nb_tensor *tm = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), mu), *tl = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), lv);
+    double analytic = nb_get(nb_kl_normal(tp, tm, tl, NB_REDUCE_SUM), 0);
+    nb_rng r = nb_rng_seed(77);
+    const int S = 200000;
+    nb_tensor *eps = nb_randn(tp, &r, NB_F64, NB_SHAPE(S, 3));
+    double s = 0, s2 = 0;
+    for (int i = 0; i < S; i++) {
+        double v = 0; /* log q(z) - log p(z) at z = mu + sigma eps */
+        for (int d = 0; d < 3; d++) {
+            double e = nb_get(eps, i * 3 + d), z = mu[d] + exp(0.5 * lv[d]) * e;
+            v += (-0.5 * lv[d] - 0.5 * e * e) - (-0.5 * z * z);
+        }
+        s += v, s2 += v * v;
+    }
+    double mean = s / S, se = sqrt((s2 / S - mean * mean) / S);
+    ok(fabs(mean - analytic) < 3 * se, "KL analytic %.5f vs Monte Carlo %.5f ± %.5f (3 s.e.)", analytic, mean, se);
+    nb_tape_free(tp);
+}
+
+static void test_init(void)
+{
+    nb_params *ps = nb_params_new(NB_F32);
+    nb_rng r = nb_rng_seed(8);
+    nb_linear_layer lin;
+    nb_conv_layer conv, deconv;
+    int ok_init = !nb_linear_init(&lin, ps, "fc", 784, 400, 1, &r) &&
+                  !nb_conv2d_init(&conv, ps, "conv", 1, 32, 4, nb_conv(2, 1), 1, &r) &&
+                  !nb_conv_transpose2d_init(&deconv, ps, "deconv", 64, 32, 4, nb_conv(2, 1), 1, &r);
+    ok(ok_init && nb_params_find(ps, "fc.weight") && nb_params_find(ps, "deconv.bias") &&
+       deconv.weight->shape[0] == 64 && deconv.weight->shape[1] == 32,
+       "layers register PyTorch names and layouts (ConvTranspose2d weight is (in, out, kh, kw))");
+    /* PyTorch: weight and bias ~ U(±1/√fan_in); fan_in = 784, 1·4·4, 32·4·4 */
+    struct { const char *name; const nb_tensor *t; double bound; } cs[] = {
+        {"Linear(784,400).weight", lin.weight, 1 / sqrt(784.0)},
+        {"Linear(784,400).bias", lin.bias, 1 / sqrt(784.0)},
+        {"Conv2d(1,32,4).weight", conv.weight, 1 / sqrt(16.0)},
+        {"Conv2d(1,32,4).bias", conv.bias, 1 / sqrt(16.0)},
+        {"ConvTranspose2d(64,32,4).weight", deconv.weight, 1 / sqrt(512.0)},
+        {"ConvTranspose2d(64,32,4).bias", deconv.bias, 1 / sqrt(512.0)},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        const int64_t n = nb_numel(cs[k].t);
+        double mx = 0, s2 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double v = nb_get(cs[k].t, i);
+            mx = fmax(mx, fabs(v));
+            s2 += v * v;
+        }
+        const double var = s2 / n, want = cs[k].bound * cs[k].bound / 3;
+        /* var of U(±b) is b²/3; allow 5 standard errors (var of u² is 4b⁴/45) */
+        const double se = cs[k].bound * cs[k].bound * sqrt(4.0 / 45 / n);
+        ok(mx <= cs[k].bound && mx > cs[k].bound * (1 - 20.0 / n) && fabs(var - want) < 5 * se + 1e-12,
+           "%s ~ U(±%.5f): max |w| %.5f, var %.3g (want %.3g)", cs[k].name, cs[k].bound, mx, var, want);
+    }
+    nb_params_free(ps);
+}
+
+static void test_optim_guard(void)
+{
+    nb_params *ps = nb_params_new(NB_F32);
+    nb_tensor *a = nb_param(ps, "a", NB_SHAPE(3)), *b = nb_param(ps, "b", NB_SHAPE(2, 2));
+    nb_optim *o = nb_optim_new(ps, nb_optim_defaults(NB_ADAM, 0.1));
+    nb_set(a, 0, 1.0);
+    nb_set(b->grad, 3, NAN);
+    nb_set(a->grad, 1, 2.0);
+    nb_status st = nb_optim_step(o);
+    ok(st == NB_ERR_NAN && strstr(nb_last_error(), "'b'") && strstr(nb_last_error(), "index 3") &&
+           nb_get(a, 0) == 1.0 && nb_optim_steps(o) == 0,
+       "a NaN gradient stops the step, names the parameter and index, changes nothing: %s", nb_last_error());
+    nb_optim_free(o);
+    nb_optim_cfg bad = nb_optim_defaults(NB_SGD, 0.1);
+    bad.nesterov = 1;
+    ok(!nb_optim_new(ps, bad) && strstr(nb_last_error(), "Nesterov"), "Nesterov without momentum is refused: %s", nb_last_error());
+    o = nb_optim_new(ps, nb_optim_defaults(NB_SGD, 0.1));
+    nb_param(ps, "late", NB_SHAPE(2));
+    ok(nb_optim_step(o) == NB_ERR_STATE, "parameters added after the optimizer are caught: %s", nb_last_error());
+    nb_optim_free(o);
+    nb_params_free(ps);
+}
+
+int main(void)
+{
+    test_conv_vs_reference();
+    test_linear_vs_reference();
+    test_losses_vs_formula();
+    test_kl_monte_carlo();
+    test_init();
+    test_optim_guard();
+    return tap_done();
+}
