@@ -158,6 +158,50 @@ static void check_reductions(nb_dtype dt, const nb_kernel_table *ref, const nb_k
     ok(max_ok, "%s %s max: identical to the reference", simd->isa, nb_dtype_name(dt));
 }
 
+/* The optimizer updates are arithmetic and sqrt only: bit-identical to the reference. */
+static void check_optimizers(nb_dtype dt, const nb_kernel_table *ref, const nb_kernel_table *simd)
+{
+    const size_t es = nb_dtype_size(dt);
+    unsigned seed = 4242;
+    double buf[4][MAXN], cpy[2][3][MAXN];
+    const int n = 997; /* a ragged tail */
+    const char *names[3] = {"sgd (momentum, nesterov, decay)", "adam (L2) and adamw", "adagrad"};
+    for (int kind = 0; kind < 3; kind++) {
+        int same = 1;
+        for (int variant = 0; variant < 2; variant++) {
+            fill(dt, buf[0], n, &seed, 0);
+            fill(dt, buf[1], n, &seed, 0);
+            fill(dt, buf[2], n, &seed, 0);
+            fill(dt, buf[3], n, &seed, 0);
+            for (int k = 0; k < 4; k++) /* Adam's second moment must be >= 0 */
+                for (int i = 0; i < n; i++)
+                    if (k == 3 || (kind == 2 && k == 2))
+                        dt == NB_F64 ? (((double *)buf[k])[i] = fabs(((double *)buf[k])[i]))
+                                     : (((float *)buf[k])[i] = fabsf(((float *)buf[k])[i]));
+            nb_optim_args a = {.lr = 0.01, .weight_decay = 0.1, .momentum = 0.9, .dampening = 0.1,
+                               .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step_size = 0.013,
+                               .bc2_sqrt = 0.04, .nesterov = variant, .first = 0,
+                               .decoupled = variant};
+            for (int side = 0; side < 2; side++) {
+                const nb_kernel_table *k = side ? simd : ref;
+                memcpy(cpy[side][0], buf[0], (size_t)n * es);
+                memcpy(cpy[side][1], buf[2], (size_t)n * es);
+                memcpy(cpy[side][2], buf[3], (size_t)n * es);
+                if (kind == 0) k->sgd(n, cpy[side][0], buf[1], cpy[side][1], &a);
+                if (kind == 1) k->adam(n, cpy[side][0], buf[1], cpy[side][1], cpy[side][2], &a);
+                if (kind == 2) k->adagrad(n, cpy[side][0], buf[1], cpy[side][1], &a);
+            }
+            for (int q = 0; q < 3; q++) same &= !memcmp(cpy[0][q], cpy[1][q], (size_t)n * es);
+        }
+        ok(same, "%s %s optimizer %s: bit-identical to the reference", simd->isa, nb_dtype_name(dt), names[kind]);
+    }
+    double r = 0, v = 0;
+    fill(dt, buf[0], n, &seed, 0);
+    ref->sumsq(n, buf[0], &r);
+    simd->sumsq(n, buf[0], &v);
+    ok(fabs(r - v) <= 1e-14 * r, "%s %s sum of squares in double: %.17g vs %.17g", simd->isa, nb_dtype_name(dt), v, r);
+}
+
 int main(void)
 {
     for (int dt = NB_F32; dt <= NB_F64; dt++) {
@@ -170,6 +214,7 @@ int main(void)
             }
             for (int id = 0; id < NB_EW_COUNT; id++) check_kernel((nb_dtype)dt, ref, simd, (nb_ew_id)id);
             check_reductions((nb_dtype)dt, ref, simd);
+            check_optimizers((nb_dtype)dt, ref, simd);
         }
     }
     tap_diag("kernels in use: %s", nb_kernels(NB_F32)->isa);
