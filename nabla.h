@@ -6,5 +6,6 @@
 #include "tensor/rng.h"
 #include "autograd/autograd.h"
 #include "nn/nn.h"
+#include "models/models.h"
 
 #endif

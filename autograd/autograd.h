@@ -40,6 +40,10 @@ NB_API nb_status nb_tape_status(const nb_tape *tp);
 /* The first error since the last reset, e.g. "nb_add: shapes (3,5) and (4,5) do not broadcast";
  * "" when there is none. */
 NB_API const char *nb_tape_error(const nb_tape *tp);
+/* Records an error from code built on the tape (a model checking its inputs); the first error
+ * since reset wins. Returns st. */
+NB_API nb_status nb_tape_fail(nb_tape *tp, nb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 NB_API int nb_tape_size(const nb_tape *tp);             /* records since reset */
 NB_API size_t nb_tape_arena_bytes(const nb_tape *tp);   /* memory the arena holds */
 

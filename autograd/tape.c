@@ -86,9 +86,9 @@ const char *nb_tape_error(const nb_tape *tp) { return tp->msg; }
 int nb_tape_size(const nb_tape *tp) { return tp->n_nodes; }
 size_t nb_tape_arena_bytes(const nb_tape *tp) { return nb_arena_capacity(&tp->arena); }
 
-nb_status nb__fail(nb_tape *tp, nb_status st, const char *fmt, ...)
+nb_status nb_tape_fail(nb_tape *tp, nb_status st, const char *fmt, ...)
 {
-    if (tp->status) return st; /* the first error explains the rest */
+    if (tp->status) return st;
     tp->status = st;
     va_list ap;
     va_start(ap, fmt);

@@ -67,8 +67,7 @@ struct nb_tape {
 };
 
 /* Records the first error since reset (later ones are dropped); returns st. */
-nb_status nb__fail(nb_tape *tp, nb_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define nb__fail nb_tape_fail
 /* 1 when the op can run: no earlier error, no NULL input, one dtype. Otherwise 0, with an
  * error recorded for a NULL input that is not explained by an earlier error. */
 int nb__inputs(nb_tape *tp, const char *op, int n, nb_tensor *const *in);

@@ -2,8 +2,8 @@
  *
  * A case builds a computation from f64 inputs on a tape. The harness draws inputs in the case's
  * domain (away from kinks), a random cotangent u of the output's shape, and compares the tape's
- * gradient of Σ u·y with central differences of the same sum, input by input and element by
- * element. A random cotangent, not a plain sum, so that an error in any direction shows.
+ * gradient of Σ u·y with fourth-order central differences of the same sum, input by input and
+ * element by element. Inputs stay 0.1 away from kinks; the stencil reaches 2e-3. A random cotangent, not a plain sum, so that an error in any direction shows.
  */
 #ifndef NB_GRADCHECK_H
 #define NB_GRADCHECK_H

@@ -1,0 +1,176 @@
+/* models/metrics.c — evaluation in nats per image, collapse diagnostics, and the importance-
+ * sampled log-likelihood. Sums run in double over the whole data set. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/models.h"
+#include "tensor/error.h"
+
+/* A batch of ds (images as the model takes them, one-hot labels for a CVAE) on tp. */
+static nb_status load_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds, const int64_t *idx,
+                            int64_t b, nb_binarize bin, nb_rng *rng, nb_tensor **x, nb_tensor **y)
+{
+    int64_t shape[4];
+    const int nd = nb_model_input_shape(m, b, shape);
+    const nb_dtype dt = nb_params_dtype(m->ps);
+    *x = nb_empty(tp, dt, nd, shape);
+    *y = NULL;
+    if (!*x) return nb_tape_status(tp);
+    nb_dataset_images(ds, idx, b, *x, bin, rng);
+    if (m->cfg.kind == NB_CVAE) {
+        if (!ds->labels) return nb_error(NB_ERR_ARG, "conditional VAE: the data set has no labels");
+        if (!(*y = nb_empty(tp, dt, NB_SHAPE(b, m->cfg.nclasses)))) return nb_tape_status(tp);
+        nb_dataset_onehot(ds, idx, b, *y);
+    }
+    return NB_OK;
+}
+
+static nb_status tape_error(nb_tape *tp, const char *what)
+{
+    return nb_error(nb_tape_status(tp), "%s: %s", what, nb_tape_error(tp));
+}
+
+nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
+                            uint64_t seed, nb_eval *e)
+{
+    memset(e, 0, sizeof *e);
+    const int d = m->cfg.latent, vae = nb_model_is_vae(m);
+    e->latent = d;
+    nb_batcher bt;
+    if (nb_batcher_init(&bt, ds, batch, 0, seed)) return NB_ERR_NOMEM;
+    nb_tape *tp = nb_tape_new();
+    double *mu_sum = calloc((size_t)d, sizeof *mu_sum), *mu_sq = calloc((size_t)d, sizeof *mu_sq);
+    double *kl_dim = calloc((size_t)d, sizeof *kl_dim);
+    nb_status st = tp && mu_sum && mu_sq && kl_dim ? NB_OK : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
+    nb_rng base = nb_rng_seed(seed);
+    const int64_t *idx;
+    for (int64_t b, step = 0; !st && (b = nb_batcher_next(&bt, &idx)) > 0; step++) {
+        nb_tape_reset(tp);
+        nb_tape_set_grad(tp, 0);
+        nb_rng rng = nb_rng_fork(&base, (uint64_t)step);
+        nb_tensor *x, *y;
+        if ((st = load_batch(tp, m, ds, idx, b, bin, &rng, &x, &y))) break;
+        nb_batch batch_ = {x, x, y};
+        nb_loss_opts o = {.beta = 1, .rng = &rng};
+        nb_loss_terms t;
+        if (nb_model_loss(tp, m, &batch_, &o, &t)) {
+            st = tape_error(tp, "evaluate");
+            break;
+        }
+        nb_tensor *mean = nb_model_mean(tp, m, t.out);
+        nb_tensor *se = nb_mse(tp, mean, x, NB_REDUCE_SUM);
+        if (!se) {
+            st = tape_error(tp, "evaluate");
+            break;
+        }
+        e->mse += nb_get(se, 0);
+        for (int64_t i = 0; i < b; i++) {
+            e->recon += nb_get(t.recon, i);
+            if (vae) e->kl += nb_get(t.kl, i);
+            for (int j = 0; j < d; j++) {
+                const double mu = nb_get(t.mu, i * d + j);
+                mu_sum[j] += mu, mu_sq[j] += mu * mu;
+                if (vae) {
+                    const double lv = nb_get(t.logvar, i * d + j);
+                    kl_dim[j] += -0.5 * (1 + lv - mu * mu - exp(lv));
+                }
+            }
+        }
+        e->n += b;
+    }
+    if (!st && e->n > 0) {
+        const double n = (double)e->n;
+        e->recon /= n, e->kl /= n, e->mse /= n;
+        e->elbo_loss = e->recon + e->kl;
+        e->bits_per_dim = e->elbo_loss / ((double)m->in_dim * log(2.0));
+        for (int j = 0; j < d; j++) {
+            const double var = mu_sq[j] / n - (mu_sum[j] / n) * (mu_sum[j] / n);
+            e->active_units += var > 0.01; /* Burda et al.: Cov_x(E_q[z_d]) > 0.01 */
+            if (j < 256) e->kl_dim[j] = kl_dim[j] / n;
+        }
+    }
+    free(mu_sum), free(mu_sq), free(kl_dim);
+    nb_tape_free(tp);
+    nb_batcher_free(&bt);
+    return st;
+}
+
+/* log N(v; mean, e^lv) summed over a row of d values */
+static double log_normal(const double *v, const double *mean, const double *lv, int d)
+{
+    double s = 0;
+    for (int j = 0; j < d; j++) {
+        const double diff = v[j] - (mean ? mean[j] : 0), l = lv ? lv[j] : 0;
+        s += -0.5 * (log(2 * M_PI) + l + diff * diff * exp(-l));
+    }
+    return s;
+}
+
+nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count, int k,
+                                  nb_binarize bin, uint64_t seed, double *mean, double *stderr_)
+{
+    if (!nb_model_is_vae(m)) return nb_error(NB_ERR_ARG, "log-likelihood: needs a VAE");
+    if (k < 1) return nb_error(NB_ERR_ARG, "log-likelihood: k must be at least 1");
+    if (count <= 0 || count > ds->n) count = ds->n;
+    const int d = m->cfg.latent;
+    const int64_t B = 64;
+    nb_dataset sub = nb_dataset_view(ds, 0, count);
+    nb_batcher bt;
+    if (nb_batcher_init(&bt, &sub, B, 0, seed)) return NB_ERR_NOMEM;
+    nb_tape *tp = nb_tape_new(), *tpx = nb_tape_new();
+    double *logw = malloc((size_t)(B * k) * sizeof *logw);
+    double *buf = malloc((size_t)(3 * B * d) * sizeof *buf);
+    nb_status st = tp && tpx && logw && buf ? NB_OK : nb_error(NB_ERR_NOMEM, "log-likelihood: out of memory");
+    nb_rng base = nb_rng_seed(seed);
+    double s = 0, s2 = 0;
+    int64_t n = 0;
+    const int64_t *idx;
+    for (int64_t b, step = 0; !st && (b = nb_batcher_next(&bt, &idx)) > 0; step++) {
+        /* the batch and q(z|x) on one tape, each of the k samples on another */
+        nb_rng rng = nb_rng_fork(&base, (uint64_t)step);
+        nb_tape_reset(tpx);
+        nb_tape_set_grad(tpx, 0);
+        nb_tensor *x, *y, *mu, *lv;
+        if ((st = load_batch(tpx, m, &sub, idx, b, bin, &rng, &x, &y))) break;
+        nb_model_encode(tpx, m, x, y, &mu, &lv);
+        if (!lv) {
+            st = tape_error(tpx, "log-likelihood");
+            break;
+        }
+        double *zb = buf, *mb = buf + b * d, *lb = buf + 2 * b * d;
+        for (int64_t i = 0; i < b * d; i++) mb[i] = nb_get(mu, i), lb[i] = nb_get(lv, i);
+        for (int j = 0; j < k && !st; j++) {
+            nb_tape_reset(tp);
+            nb_tape_set_grad(tp, 0);
+            nb_tensor *eps = nb_randn(tp, &rng, x->dtype, NB_SHAPE(b, d));
+            nb_tensor *z = nb_add(tp, mu, nb_mul(tp, nb_exp(tp, nb_scale(tp, lv, 0.5)), eps));
+            nb_tensor *nll = nb_model_nll(tp, m, nb_model_decode(tp, m, z, y), x);
+            if (!nll) {
+                st = tape_error(tp, "log-likelihood");
+                break;
+            }
+            for (int64_t i = 0; i < b * d; i++) zb[i] = nb_get(z, i);
+            /* log w = log p(x|z) + log p(z) - log q(z|x) */
+            for (int64_t i = 0; i < b; i++)
+                logw[i * k + j] = -nb_get(nll, i) + log_normal(zb + i * d, NULL, NULL, d) -
+                                  log_normal(zb + i * d, mb + i * d, lb + i * d, d);
+        }
+        for (int64_t i = 0; !st && i < b; i++) { /* logsumexp over the k samples, in double */
+            double mx = -INFINITY, acc = 0;
+            for (int j = 0; j < k; j++) mx = fmax(mx, logw[i * k + j]);
+            for (int j = 0; j < k; j++) acc += exp(logw[i * k + j] - mx);
+            const double ll = mx + log(acc) - log((double)k);
+            s += ll, s2 += ll * ll, n++;
+        }
+    }
+    if (!st) {
+        *mean = s / (double)n;
+        *stderr_ = n > 1 ? sqrt(fmax(0, s2 / (double)n - *mean * *mean) / (double)(n - 1)) : 0;
+    }
+    free(logw), free(buf);
+    nb_tape_free(tp);
+    nb_tape_free(tpx);
+    nb_batcher_free(&bt);
+    return st;
+}

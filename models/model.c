@@ -1,0 +1,254 @@
+/* models/model.c — the four autoencoders on one API: building blocks, encode, decode, loss. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "models/models.h"
+#include "tensor/error.h"
+
+nb_model_cfg nb_model_defaults(void)
+{
+    return (nb_model_cfg){.kind = NB_VAE, .arch = NB_ARCH_MLP, .channels = 1, .height = 28,
+                          .width = 28, .nclasses = 10, .latent = 20, .nhidden = 1,
+                          .hidden = {400}, .conv1 = 32, .conv2 = 64, .act = NB_ACT_RELU,
+                          .decoder = NB_DEC_BERNOULLI, .sigma = 0.1};
+}
+
+/* ---- building blocks ----------------------------------------------------------------------- */
+
+nb_tensor *nb_act_fwd(nb_tape *tp, nb_act act, nb_tensor *x)
+{
+    switch (act) {
+    case NB_ACT_TANH: return nb_tanh(tp, x);
+    case NB_ACT_LEAKY_RELU: return nb_leaky_relu(tp, x, 0.01);
+    case NB_ACT_ELU: return nb_elu(tp, x, 1.0);
+    case NB_ACT_GELU: return nb_gelu(tp, x);
+    default: return nb_relu(tp, x);
+    }
+}
+
+nb_status nb_mlp_init(nb_mlp *m, nb_params *ps, const char *name, int n, const int *sizes,
+                      nb_act act, int act_last, nb_rng *rng)
+{
+    memset(m, 0, sizeof *m);
+    if (n < 0 || n > NB_MAX_HIDDEN + 1) return nb_error(NB_ERR_ARG, "%s: %d layers (at most %d)", name, n, NB_MAX_HIDDEN + 1);
+    m->n = n, m->act = act, m->act_last = act_last;
+    for (int i = 0; i < n; i++) {
+        char full[256];
+        snprintf(full, sizeof full, "%s.%d", name, i);
+        if (nb_linear_init(&m->layer[i], ps, full, sizes[i], sizes[i + 1], 1, rng))
+            return nb_error(NB_ERR_ARG, "%s: %s", full, nb_params_error(ps));
+    }
+    return NB_OK;
+}
+
+nb_tensor *nb_mlp_fwd(nb_tape *tp, const nb_mlp *m, nb_tensor *x)
+{
+    for (int i = 0; i < m->n; i++) {
+        x = nb_linear_fwd(tp, &m->layer[i], x);
+        if (i < m->n - 1 || m->act_last) x = nb_act_fwd(tp, m->act, x);
+    }
+    return x;
+}
+
+/* ---- init ---------------------------------------------------------------------------------- */
+
+int nb_model_is_vae(const nb_model *m) { return m->cfg.kind == NB_VAE || m->cfg.kind == NB_CVAE; }
+
+static int conditional(const nb_model *m) { return m->cfg.kind == NB_CVAE; }
+
+int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape)
+{
+    shape[0] = b;
+    if (m->cfg.arch == NB_ARCH_MLP) {
+        shape[1] = m->in_dim;
+        return 2;
+    }
+    shape[1] = m->cfg.channels, shape[2] = m->cfg.height, shape[3] = m->cfg.width;
+    return 4;
+}
+
+static nb_status named(nb_params *ps, const char *what)
+{
+    return nb_error(NB_ERR_ARG, "model: %s: %s", what, nb_params_error(ps));
+}
+
+static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
+{
+    const nb_model_cfg *c = &m->cfg;
+    const nb_conv_cfg k4 = nb_conv(2, 1);
+    const int64_t h1 = nb_conv_out_size(c->height, 4, 2, 1, 1), w1 = nb_conv_out_size(c->width, 4, 2, 1, 1);
+    const int64_t h2 = nb_conv_out_size(h1, 4, 2, 1, 1), w2 = nb_conv_out_size(w1, 4, 2, 1, 1);
+    if (h2 < 1 || w2 < 1)
+        return nb_error(NB_ERR_SHAPE, "model: %dx%d images are too small for two stride-2 convolutions",
+                        c->height, c->width);
+    m->h2 = (int)h2, m->w2 = (int)w2;
+    /* each transposed convolution doubles the size; output padding restores an odd remainder */
+    nb_conv_cfg up1 = k4, up2 = k4;
+    up1.out_pad[0] = (int)(h1 - 2 * h2), up1.out_pad[1] = (int)(w1 - 2 * w2);
+    up2.out_pad[0] = (int)(c->height - 2 * h1), up2.out_pad[1] = (int)(c->width - 2 * w1);
+    if (nb_conv2d_init(&m->enc_c1, ps, "enc.conv1", c->channels + cond, c->conv1, 4, k4, 1, rng) ||
+        nb_conv2d_init(&m->enc_c2, ps, "enc.conv2", c->conv1, c->conv2, 4, k4, 1, rng))
+        return named(ps, "encoder convolutions");
+    const int flat = c->conv2 * m->h2 * m->w2;
+    const int dec_sizes[2] = {c->latent + cond, flat};
+    if (nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
+    if (nb_conv_transpose2d_init(&m->dec_c1, ps, "dec.deconv1", c->conv2, c->conv1, 4, up1, 1, rng) ||
+        nb_conv_transpose2d_init(&m->dec_c2, ps, "dec.deconv2", c->conv1, c->channels, 4, up2, 1, rng))
+        return named(ps, "decoder convolutions");
+    return NB_OK;
+}
+
+nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->ps = ps;
+    const nb_model_cfg *c = &m->cfg;
+    if (c->channels < 1 || c->height < 1 || c->width < 1 || c->latent < 1 || c->nhidden < 0 ||
+        c->nhidden > NB_MAX_HIDDEN || (c->kind == NB_CVAE && c->nclasses < 1))
+        return nb_error(NB_ERR_ARG, "model: invalid configuration (shape %dx%dx%d, latent %d, "
+                        "%d hidden layers, %d classes)", c->channels, c->height, c->width,
+                        c->latent, c->nhidden, c->nclasses);
+    for (int i = 0; i < c->nhidden; i++)
+        if (c->hidden[i] < 1) return nb_error(NB_ERR_ARG, "model: hidden layer %d has size %d", i, c->hidden[i]);
+    m->in_dim = (int64_t)c->channels * c->height * c->width;
+    const int cond = conditional(m) ? c->nclasses : 0;
+    int body_out;
+    nb_status st;
+    if (c->arch == NB_ARCH_MLP) {
+        int enc_sizes[NB_MAX_HIDDEN + 1], dec_sizes[NB_MAX_HIDDEN + 2];
+        enc_sizes[0] = (int)m->in_dim + cond;
+        dec_sizes[0] = c->latent + cond;
+        for (int i = 0; i < c->nhidden; i++) {
+            enc_sizes[i + 1] = c->hidden[i];
+            dec_sizes[i + 1] = c->hidden[c->nhidden - 1 - i]; /* the mirror image */
+        }
+        dec_sizes[c->nhidden + 1] = (int)m->in_dim;
+        if ((st = nb_mlp_init(&m->enc, ps, "enc.fc", c->nhidden, enc_sizes, c->act, 1, rng)) ||
+            (st = nb_mlp_init(&m->dec, ps, "dec.fc", c->nhidden + 1, dec_sizes, c->act, 0, rng)))
+            return st;
+        body_out = enc_sizes[c->nhidden];
+    } else {
+        if ((st = init_conv(m, ps, rng, cond))) return st;
+        body_out = c->conv2 * m->h2 * m->w2;
+    }
+    const int vae = nb_model_is_vae(m);
+    if (nb_linear_init(&m->head_mu, ps, vae ? "enc.mu" : "enc.code", body_out, c->latent, 1, rng) ||
+        (vae && nb_linear_init(&m->head_logvar, ps, "enc.logvar", body_out, c->latent, 1, rng)))
+        return named(ps, "encoder heads");
+    if (vae && (c->decoder == NB_DEC_GAUSSIAN_SHARED || c->decoder == NB_DEC_GAUSSIAN_PIXEL)) {
+        int64_t shape[4];
+        const int nd = nb_model_input_shape(m, 1, shape);
+        m->dec_logvar = c->decoder == NB_DEC_GAUSSIAN_SHARED ? nb_param(ps, "dec.logvar", 0, NULL)
+                                                             : nb_param(ps, "dec.logvar", nd - 1, shape + 1);
+        if (!m->dec_logvar) return named(ps, "decoder log-variance"); /* starts at 0: σ = 1 */
+    }
+    if (c->decoder == NB_DEC_GAUSSIAN && !(c->sigma > 0))
+        return nb_error(NB_ERR_ARG, "model: the fixed-variance decoder needs sigma > 0, got %g", c->sigma);
+    return NB_OK;
+}
+
+/* ---- encode, decode ------------------------------------------------------------------------ */
+
+/* x with the label attached: as extra features (MLP) or as constant extra channels (conv). */
+static nb_tensor *with_label(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y)
+{
+    if (!conditional(m)) return x;
+    if (!y) {
+        nb_tape_fail(tp, NB_ERR_ARG, "conditional VAE: no labels given");
+        return NULL;
+    }
+    if (x->ndim == 2) return nb_concat(tp, 1, x, y);
+    nb_tensor *y4 = nb_reshape(tp, y, NB_SHAPE(nb_dim(y, 0), nb_dim(y, 1), 1, 1));
+    return nb_concat(tp, 1, x, nb_expand(tp, y4, NB_SHAPE(x->shape[0], nb_dim(y, 1), x->shape[2], x->shape[3])));
+}
+
+void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y, nb_tensor **mu,
+                     nb_tensor **logvar)
+{
+    nb_tensor *h = with_label(tp, m, x, y);
+    if (m->cfg.arch == NB_ARCH_CONV) {
+        h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->enc_c1, h));
+        h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->enc_c2, h));
+        h = nb_reshape(tp, h, NB_SHAPE(x ? nb_dim(x, 0) : 0, -1));
+    } else {
+        h = nb_mlp_fwd(tp, &m->enc, h);
+    }
+    *mu = nb_linear_fwd(tp, &m->head_mu, h);
+    if (logvar) *logvar = nb_model_is_vae(m) ? nb_linear_fwd(tp, &m->head_logvar, h) : NULL;
+}
+
+nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y)
+{
+    nb_tensor *h = nb_mlp_fwd(tp, &m->dec, with_label(tp, m, z, y));
+    if (m->cfg.arch == NB_ARCH_MLP) return h;
+    h = nb_reshape(tp, h, NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));
+    h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->dec_c1, h));
+    return nb_conv_fwd(tp, &m->dec_c2, h);
+}
+
+nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out)
+{
+    (void)m;
+    return nb_sigmoid(tp, out);
+}
+
+static nb_tensor *decoder_logvar(nb_tape *tp, const nb_model *m, nb_tensor *like)
+{
+    const nb_model_cfg *c = &m->cfg;
+    if (!m->dec_logvar) return nb_scalar(tp, like ? like->dtype : NB_F32, 2 * log(c->sigma));
+    if (c->logvar_min < c->logvar_max) return nb_clamp(tp, m->dec_logvar, c->logvar_min, c->logvar_max);
+    return m->dec_logvar;
+}
+
+nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x)
+{
+    if (m->cfg.decoder == NB_DEC_BERNOULLI) return nb_bce_logits(tp, out, x, NB_REDUCE_NONE);
+    nb_tensor *mean = nb_sigmoid(tp, out);
+    if (!nb_model_is_vae(m)) return nb_mse(tp, mean, x, NB_REDUCE_NONE);
+    return nb_gaussian_nll(tp, x, mean, decoder_logvar(tp, m, out), NB_REDUCE_NONE);
+}
+
+/* ---- loss ---------------------------------------------------------------------------------- */
+
+/* Σ_d max(KL_d, λ) with KL_d the batch-mean KL of latent dim d (Kingma et al. 2016). */
+static nb_tensor *free_bits_kl(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, double lambda)
+{
+    const int64_t B = nb_dim(mu, 0), d = nb_dim(mu, 1);
+    nb_tensor *per_dim = nb_kl_normal(tp, nb_transpose(tp, mu, 0, 1), nb_transpose(tp, logvar, 0, 1),
+                                      NB_REDUCE_NONE); /* (d): summed over the batch */
+    nb_tensor *excess = nb_relu(tp, nb_add_scalar(tp, nb_scale(tp, per_dim, 1.0 / (double)B), -lambda));
+    return nb_add_scalar(tp, nb_sum_all(tp, excess), lambda * (double)d);
+}
+
+nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const nb_loss_opts *o,
+                        nb_loss_terms *t)
+{
+    memset(t, 0, sizeof *t);
+    nb_model_encode(tp, m, b->input, b->y, &t->mu, &t->logvar);
+    if (nb_model_is_vae(m)) {
+        nb_tensor *eps = o->eps;
+        if (!eps && t->mu) eps = nb_randn(tp, o->rng, t->mu->dtype, t->mu->ndim, t->mu->shape);
+        /* the reparameterisation trick: z = μ + σ·ε, with σ = exp(½ log σ²) */
+        t->z = nb_add(tp, t->mu, nb_mul(tp, nb_exp(tp, nb_scale(tp, t->logvar, 0.5)), eps));
+        t->kl = nb_kl_normal(tp, t->mu, t->logvar, NB_REDUCE_NONE);
+    } else {
+        t->z = t->mu;
+    }
+    t->out = nb_model_decode(tp, m, t->z, b->y);
+    t->recon = nb_model_nll(tp, m, t->out, b->target);
+    t->loss = nb_mean(tp, t->recon, 0, NULL, 0);
+    if (t->kl && o->beta != 0) {
+        nb_tensor *kl = o->free_bits > 0 ? free_bits_kl(tp, t->mu, t->logvar, o->free_bits)
+                                         : nb_mean(tp, t->kl, 0, NULL, 0);
+        t->loss = nb_add(tp, t->loss, nb_scale(tp, kl, o->beta));
+    }
+    return nb_tape_status(tp);
+}
+
+nb_tensor *nb_model_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_tensor *y, nb_rng *rng)
+{
+    nb_tensor *z = nb_randn(tp, rng, nb_params_dtype(m->ps), NB_SHAPE(n, m->cfg.latent));
+    return nb_model_mean(tp, m, nb_model_decode(tp, m, z, y));
+}

@@ -1,0 +1,178 @@
+/* models/models.h — the autoencoder zoo: AE, denoising AE, VAE, conditional VAE, as MLP or conv
+ * nets, on one small API, plus the training loop every app shares.
+ *
+ *   nb_model m;  nb_model_init(&m, &cfg, ps, &rng);
+ *   nb_model_loss(tp, &m, &batch, &opts, &terms);    // terms.loss is what backward starts from
+ *   nb_model_encode / nb_model_decode / nb_model_sample   // the building blocks
+ *
+ * Losses follow one convention (docs/loss-units.md): sum over pixels and latent dims, mean over
+ * the batch, in nats per image, as pytorch/examples reports them.
+ */
+#ifndef NB_MODELS_H
+#define NB_MODELS_H
+
+#include "nn/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nb_model_kind { NB_AE, NB_DAE, NB_VAE, NB_CVAE } nb_model_kind;
+typedef enum nb_arch { NB_ARCH_MLP, NB_ARCH_CONV } nb_arch;
+typedef enum nb_act { NB_ACT_RELU, NB_ACT_TANH, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_GELU } nb_act;
+
+/* p(x|z): Bernoulli (BCE with logits); Gaussian with a fixed σ; Gaussian with a learned
+ * log-variance, one shared scalar or one per pixel. For an AE the Bernoulli decoder trains with
+ * BCE and the Gaussian ones with the squared error. Gaussian means are sigmoid(out). */
+typedef enum nb_decoder {
+    NB_DEC_BERNOULLI,
+    NB_DEC_GAUSSIAN,
+    NB_DEC_GAUSSIAN_SHARED,
+    NB_DEC_GAUSSIAN_PIXEL,
+} nb_decoder;
+
+enum { NB_MAX_HIDDEN = 4 };
+
+typedef struct nb_model_cfg {
+    nb_model_kind kind;
+    nb_arch arch;
+    int channels, height, width; /* from the data */
+    int nclasses;                /* CVAE: the one-hot width */
+    int latent;
+    int nhidden, hidden[NB_MAX_HIDDEN]; /* MLP hidden sizes, encoder order; the decoder mirrors */
+    int conv1, conv2;            /* conv channels (k4 s2 p1 each) */
+    nb_act act;
+    nb_decoder decoder;
+    double sigma;                /* NB_DEC_GAUSSIAN: the fixed standard deviation */
+    double logvar_min, logvar_max; /* learned log-variance clamp; off when min >= max */
+} nb_model_cfg;
+
+/* The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
+NB_API nb_model_cfg nb_model_defaults(void);
+
+/* A stack of Linear layers with an activation between them, and after the last one too when
+ * act_last (an encoder body that heads follow). */
+typedef struct nb_mlp {
+    nb_linear_layer layer[NB_MAX_HIDDEN + 1];
+    int n, act_last;
+    nb_act act;
+} nb_mlp;
+
+/* sizes[0] → sizes[1] → ... → sizes[n]; parameters "<name>.<i>.weight", "<name>.<i>.bias". */
+NB_API nb_status nb_mlp_init(nb_mlp *m, nb_params *ps, const char *name, int n, const int *sizes,
+                             nb_act act, int act_last, nb_rng *rng);
+NB_API nb_tensor *nb_mlp_fwd(nb_tape *tp, const nb_mlp *m, nb_tensor *x);
+NB_API nb_tensor *nb_act_fwd(nb_tape *tp, nb_act act, nb_tensor *x);
+
+typedef struct nb_model {
+    nb_model_cfg cfg;
+    nb_params *ps;
+    /* encoder: body then heads (mu and logvar for VAEs, code for AEs) */
+    nb_mlp enc;                   /* MLP body, or the Linear after the conv body */
+    nb_conv_layer enc_c1, enc_c2; /* conv body */
+    nb_linear_layer head_mu, head_logvar;
+    /* decoder */
+    nb_mlp dec;                   /* MLP body (ends in the output layer), or Linear before deconvs */
+    nb_conv_layer dec_c1, dec_c2;
+    nb_tensor *dec_logvar;        /* learned log-variance, or NULL */
+    int64_t in_dim;               /* C·H·W */
+    int h2, w2;                   /* conv: spatial size after the encoder body */
+} nb_model;
+
+/* Registers and initialises every parameter in ps (PyTorch initialisers). Errors: nb_last_error. */
+NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng);
+
+/* The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv. */
+NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape);
+
+/* q(z|x): mu and logvar (B, d); for AEs the code in *mu and *logvar = NULL. y is the one-hot
+ * label (B, nclasses) for a CVAE, else NULL. */
+NB_API void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
+                            nb_tensor **mu, nb_tensor **logvar);
+/* The decoder's raw output for codes z (B, d), in the input's shape: logits for Bernoulli,
+ * pre-sigmoid means for Gaussian. */
+NB_API nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y);
+/* The expected image under p(x|z): sigmoid of the decoder output. */
+NB_API nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out);
+/* -log p(x|z) per example (B) from the decoder output (AE: BCE or squared error). */
+NB_API nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x);
+
+/* One minibatch: the model's input (corrupted for a DAE), the target it reconstructs, labels. */
+typedef struct nb_batch {
+    nb_tensor *input, *target, *y;
+} nb_batch;
+
+typedef struct nb_loss_opts {
+    double beta;        /* KL weight (1: the ELBO) */
+    double free_bits;   /* > 0: each latent dim's batch-mean KL counts as at least this */
+    nb_rng *rng;        /* draws ε for the reparameterisation */
+    nb_tensor *eps;     /* or a fixed ε (B, d), e.g. for gradient checks */
+} nb_loss_opts;
+
+typedef struct nb_loss_terms {
+    nb_tensor *loss;            /* scalar: recon + β·KL (with free bits), mean over the batch */
+    nb_tensor *recon, *kl;      /* per example (B): -log p(x|z) and KL(q(z|x) ‖ p(z)), nats */
+    nb_tensor *mu, *logvar, *z; /* the posterior and the sample used */
+    nb_tensor *out;             /* decoder output */
+} nb_loss_terms;
+
+/* The model's training loss on a batch. Returns the tape's status. */
+NB_API nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b,
+                               const nb_loss_opts *o, nb_loss_terms *t);
+/* n images decoded from z ~ N(0, I) (labels y for a CVAE), as expected images. */
+NB_API nb_tensor *nb_model_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_tensor *y,
+                                  nb_rng *rng);
+NB_API int nb_model_is_vae(const nb_model *m);
+
+/* ---- corruptions (denoising) --------------------------------------------------------------- */
+
+typedef enum nb_corrupt_kind {
+    NB_CORRUPT_GAUSSIAN,   /* x + σ·ε, clipped to [0, 1]; param σ */
+    NB_CORRUPT_DROPOUT,    /* each pixel zeroed with probability p */
+    NB_CORRUPT_BLUR,       /* Gaussian blur of standard deviation σ (pixels) */
+    NB_CORRUPT_BLOCK,      /* one k×k square zeroed at a random place; param k */
+    NB_CORRUPT_SALT_PEPPER,/* each pixel set to 0 or 1 with probability p */
+} nb_corrupt_kind;
+
+enum { NB_MAX_CORRUPT = 8 };
+
+typedef struct nb_corruption {
+    int n;
+    nb_corrupt_kind kind[NB_MAX_CORRUPT];
+    double param[NB_MAX_CORRUPT];
+} nb_corruption;
+
+/* Parses "gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1" (applied in that order). */
+NB_API nb_status nb_corruption_parse(nb_corruption *c, const char *spec);
+NB_API void nb_corruption_str(const nb_corruption *c, char *buf, size_t size);
+/* A corrupted copy of x (B, C·H·W or B, C, H, W; images of channels × height × width), drawn
+ * afresh from rng, as a constant on tp. */
+NB_API nb_tensor *nb_corrupt(nb_tape *tp, const nb_corruption *c, nb_tensor *x, int channels,
+                             int height, int width, nb_rng *rng);
+
+/* ---- evaluation ---------------------------------------------------------------------------- */
+
+typedef struct nb_eval {
+    int64_t n;            /* images */
+    double elbo_loss;     /* -ELBO (recon + KL), nats per image */
+    double recon, kl;     /* nats per image */
+    double mse;           /* squared error per image of the mean reconstruction */
+    double bits_per_dim;  /* -ELBO / (D ln 2) */
+    int active_units;     /* dims with Cov_x(E[z_d | x]) > 0.01 */
+    int latent;
+    double kl_dim[256];   /* mean KL per latent dim (first 256) */
+} nb_eval;
+
+/* Evaluates on every image of ds (no binarisation unless bin says). */
+NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch,
+                                   nb_binarize bin, uint64_t seed, nb_eval *e);
+/* Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
+ * standard error over images, in nats; logsumexp in f64. VAEs only. */
+NB_API nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count,
+                                         int k, nb_binarize bin, uint64_t seed, double *mean,
+                                         double *stderr_);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
