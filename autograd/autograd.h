@@ -45,6 +45,10 @@ NB_API const char *nb_tape_error(const nb_tape *tp);
 NB_API nb_status nb_tape_fail(nb_tape *tp, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 NB_API int nb_tape_size(const nb_tape *tp);             /* records since reset */
+/* The first recorded op whose output holds a NaN or an infinity, as "op #k (name) output (B,D)",
+ * written into msg; returns its record index, or -1 when every output is finite. For the
+ * non-finite guard of a training loop: it names where a NaN was born. */
+NB_API int nb_tape_find_nonfinite(const nb_tape *tp, char *msg, size_t size);
 NB_API size_t nb_tape_arena_bytes(const nb_tape *tp);   /* memory the arena holds */
 
 /* Reverse pass from a scalar (one-element) loss, seeded with 1. Gradients are added (+=) into

@@ -1,4 +1,5 @@
 /* autograd/tape.c — the tape: records, errors, arena tensors and the reverse pass. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,23 @@ int nb__axes(nb_tape *tp, const char *op, const nb_tensor *a, int naxes, const i
         *mask |= 1u << ax;
     }
     return 1;
+}
+
+int nb_tape_find_nonfinite(const nb_tape *tp, char *msg, size_t size)
+{
+    for (int i = 0; i < tp->n_nodes; i++) {
+        const nb_tensor *y = tp->nodes[i].out;
+        for (int64_t j = 0, n = nb_numel(y); j < n; j++) {
+            const double v = nb_get(y, j);
+            if (!isfinite(v)) {
+                snprintf(msg, size, "op #%d (nb_%s) output %s holds %g at element %lld", i,
+                         nb_ops[tp->nodes[i].op].name, NB_SHP(y), v, (long long)j);
+                return i;
+            }
+        }
+    }
+    if (size) msg[0] = 0;
+    return -1;
 }
 
 /* ---- reverse pass ------------------------------------------------------------------------ */

@@ -144,6 +144,8 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
                                                              : nb_param(ps, "dec.logvar", nd - 1, shape + 1);
         if (!m->dec_logvar) return named(ps, "decoder log-variance"); /* starts at 0: σ = 1 */
     }
+    if (c->init_std > 0) /* AEVB: N(0, σ²) for all of them, instead of PyTorch's defaults */
+        for (int i = 0; i < nb_params_count(ps); i++) nb_init_normal(nb_params_at(ps, i), rng, 0, c->init_std);
     if (c->decoder == NB_DEC_GAUSSIAN && !(c->sigma > 0))
         return nb_error(NB_ERR_ARG, "model: the fixed-variance decoder needs sigma > 0, got %g", c->sigma);
     return NB_OK;

@@ -11,6 +11,8 @@
 #ifndef NB_MODELS_H
 #define NB_MODELS_H
 
+#include <stdio.h>
+
 #include "nn/nn.h"
 
 #ifdef __cplusplus
@@ -45,6 +47,7 @@ typedef struct nb_model_cfg {
     nb_decoder decoder;
     double sigma;                /* NB_DEC_GAUSSIAN: the fixed standard deviation */
     double logvar_min, logvar_max; /* learned log-variance clamp; off when min >= max */
+    double init_std;             /* > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
 } nb_model_cfg;
 
 /* The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
@@ -171,6 +174,77 @@ NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int6
 NB_API nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count,
                                          int k, nb_binarize bin, uint64_t seed, double *mean,
                                          double *stderr_);
+
+/* ---- training ------------------------------------------------------------------------------ */
+
+/* Everything a run is made of. The apps resolve flags, presets and --config files into one of
+ * these; it is written to <out>/config.json and into every checkpoint. */
+typedef struct nb_train_cfg {
+    nb_model_cfg model;
+    nb_optim_cfg optim;
+    nb_lr_schedule schedule;
+    char data[512], out[512];
+    nb_binarize binarize;
+    int64_t train_size, test_size; /* 0: all */
+    int64_t batch, eval_batch;
+    int epochs, threads;
+    uint64_t seed;
+    double beta, free_bits;
+    int kl_warmup;                 /* epochs of linear warm-up of beta, per step */
+    nb_corruption corrupt;         /* DAE */
+    int progress;                  /* -1 auto (a terminal), 0 off, 1 on */
+    char preset[64];
+} nb_train_cfg;
+
+/* The pytorch/examples set-up on Fashion-MNIST. */
+NB_API nb_train_cfg nb_train_defaults(void);
+/* Applies a preset: "pytorch-examples", "aevb", "conv", "dae", "cvae". */
+NB_API nb_status nb_train_preset(nb_train_cfg *c, const char *name);
+/* Sets one key as the command line and config files spell it ("latent", "hidden" = "392,196",
+ * "optimizer", "lr", "kl-warmup", ...); a bad key or value is an error naming both. */
+NB_API nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value);
+/* Reads a JSON object of keys (as nb_train_set takes them) to values (strings or numbers). */
+NB_API nb_status nb_train_load_config(nb_train_cfg *c, const char *path);
+/* The resolved configuration as a JSON object (malloc'd; free it). */
+NB_API char *nb_train_cfg_json(const nb_train_cfg *c);
+/* Every key nb_train_set accepts, with a one-line description each, for --help. */
+NB_API void nb_train_keys_help(FILE *f);
+
+/* What a run reports after each epoch. */
+typedef struct nb_epoch_log {
+    int epoch;                 /* 1-based, completed */
+    int64_t step;              /* optimizer steps so far */
+    double beta, lr;
+    double train_loss, train_recon, train_kl; /* means over the epoch, nats per image */
+    nb_eval test;
+    double seconds, images_per_s;
+} nb_epoch_log;
+
+typedef struct nb_trainer nb_trainer;
+
+/* Loads the data, builds the model and optimizer, resumes from <path> when resume is set.
+ * Returns NULL with nb_last_error() set on failure. */
+NB_API nb_trainer *nb_trainer_new(const nb_train_cfg *cfg, const char *resume);
+NB_API void nb_trainer_free(nb_trainer *t);
+/* Trains the remaining epochs, writing <out>/metrics.csv and an atomic checkpoint after every
+ * epoch. on_epoch (may be NULL) runs after each epoch's checkpoint. Stops with NB_ERR_NAN and a
+ * message naming the step and the op or parameter when a loss or gradient turns non-finite; the
+ * last good checkpoint stays. */
+NB_API nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, void *),
+                                void *ctx);
+NB_API const nb_model *nb_trainer_model(const nb_trainer *t);
+NB_API const nb_dataset *nb_trainer_data(const nb_trainer *t, int test);
+NB_API const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t);
+
+/* Checkpoints: parameters, optimizer state, epoch, step and the configuration in one
+ * safetensors file. Every random draw of a run is keyed by (seed, step), so these are its
+ * whole state: a resumed run continues bit for bit. */
+NB_API nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o,
+                                    const nb_train_cfg *cfg, int epoch, int64_t step);
+/* Loads a checkpoint's configuration and progress (for apps that rebuild the model from it). */
+NB_API nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step);
+/* Loads parameters (and the optimizer state when o is not NULL). */
+NB_API nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,9 @@ NB_API void nb_copy_out(const nb_tensor *t, void *dst);
 NB_API int nb_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
                               int64_t out[NB_MAX_DIMS]);
 
+/* Φ⁻¹(p), the inverse of the standard normal CDF (Wichura's AS 241); ±inf at 0 and 1. */
+NB_API double nb_ndtri(double p);
+
 /* Threads used by nabla's kernels and by oneDNN (OpenMP); n <= 0 keeps the default. */
 NB_API void nb_set_threads(int n);
 NB_API int nb_get_threads(void);

@@ -471,8 +471,33 @@ static void test_params(void)
     nb_params_free(ps);
 }
 
+static void test_ndtri(void)
+{
+    /* quantiles from Cephes' ndtri (torch.special.ndtri, float64) */
+    const struct { double p, x; } q[] = {
+        {0.5, 0.0}, {0.975, 1.959963984540054}, {0.05, -1.6448536269514729},
+        {0.9, 1.2815515655446004}, {1e-10, -6.3613409024040557}, {0.999999, 4.7534243088170867},
+        {1e-300, -37.047096299361199},
+    };
+    double worst = 0;
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        worst = fmax(worst, fabs(nb_ndtri(q[i].p) - q[i].x) / fmax(1, fabs(q[i].x)));
+    ok(worst < 1e-14, "ndtri matches known quantiles (worst rel err %.1e)", worst);
+    /* round trip through the CDF, Φ(x) = erfc(-x/√2)/2, across all three regions */
+    double rt = 0;
+    for (int i = 1; i < 1000; i++) {
+        const double p = i / 1000.0, pt = pow(10.0, -i / 10.0);
+        rt = fmax(rt, fabs(0.5 * erfc(-nb_ndtri(p) / sqrt(2.0)) - p) / p);
+        rt = fmax(rt, fabs(0.5 * erfc(-nb_ndtri(pt) / sqrt(2.0)) - pt) / pt);
+    }
+    ok(rt < 1e-12, "Φ(ndtri(p)) = p from 1e-100 to 0.999 (worst rel err %.1e)", rt);
+    ok(isinf(nb_ndtri(0)) && nb_ndtri(0) < 0 && isinf(nb_ndtri(1)) && isnan(nb_ndtri(1.5)) && isnan(nb_ndtri(NAN)),
+       "ndtri: -inf at 0, +inf at 1, NaN outside [0, 1]");
+}
+
 int main(void)
 {
+    test_ndtri();
     test_views();
     test_broadcast();
     test_reductions();

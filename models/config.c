@@ -1,0 +1,316 @@
+/* models/config.c — one table of configuration keys: the command line, --config files, presets,
+ * config.json and checkpoints all go through it, so a key means the same everywhere. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/internal.h"
+#include "tensor/error.h"
+
+nb_train_cfg nb_train_defaults(void)
+{
+    nb_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.model = nb_model_defaults();
+    c.optim = nb_optim_defaults(NB_ADAM, 1e-3);
+    c.schedule.kind = NB_LR_CONSTANT;
+    snprintf(c.data, sizeof c.data, "/usr/share/datasets/fashion-mnist");
+    snprintf(c.out, sizeof c.out, "out");
+    snprintf(c.preset, sizeof c.preset, "pytorch-examples");
+    c.binarize = NB_BIN_NONE;
+    c.batch = 128, c.eval_batch = 500, c.epochs = 10, c.seed = 1, c.beta = 1, c.progress = -1;
+    return c;
+}
+
+typedef enum { T_INT, T_INT64, T_U64, T_DOUBLE, T_STRING, T_ENUM, T_HIDDEN, T_CORRUPT, T_SCHEDULE } key_type;
+
+typedef struct key_def {
+    const char *key;
+    key_type type;
+    size_t off;
+    const char *const *names; /* T_ENUM: value names, index = enum value */
+    const char *help;
+} key_def;
+
+static const char *const model_names[] = {"ae", "dae", "vae", "cvae", NULL};
+static const char *const arch_names[] = {"mlp", "conv", NULL};
+static const char *const act_names[] = {"relu", "tanh", "leaky-relu", "elu", "gelu", NULL};
+static const char *const decoder_names[] = {"bernoulli", "gaussian", "gaussian-shared", "gaussian-pixel", NULL};
+static const char *const optim_names[] = {"sgd", "adam", "adamw", "adagrad", NULL};
+static const char *const bin_names[] = {"none", "threshold", "dynamic", NULL};
+
+#define OFF(f) offsetof(nb_train_cfg, f)
+static const key_def keys[] = {
+    {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae"},
+    {"arch", T_ENUM, OFF(model.arch), arch_names, "mlp | conv"},
+    {"latent", T_INT, OFF(model.latent), NULL, "size of the code z"},
+    {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196"},
+    {"conv-channels", T_INT, OFF(model.conv1), NULL, "channels of the first conv layer (the second has twice)"},
+    {"act", T_ENUM, OFF(model.act), act_names, "relu | tanh | leaky-relu | elu | gelu"},
+    {"decoder", T_ENUM, OFF(model.decoder), decoder_names, "bernoulli | gaussian | gaussian-shared | gaussian-pixel"},
+    {"sigma", T_DOUBLE, OFF(model.sigma), NULL, "fixed decoder standard deviation (decoder gaussian)"},
+    {"init-std", T_DOUBLE, OFF(model.init_std), NULL, "weights and biases ~ N(0, this) instead of PyTorch's defaults (0: PyTorch)"},
+    {"logvar-min", T_DOUBLE, OFF(model.logvar_min), NULL, "clamp of a learned log-variance (off when min >= max)"},
+    {"logvar-max", T_DOUBLE, OFF(model.logvar_max), NULL, "clamp of a learned log-variance"},
+    {"beta", T_DOUBLE, OFF(beta), NULL, "KL weight (1: the ELBO)"},
+    {"kl-warmup", T_INT, OFF(kl_warmup), NULL, "epochs over which beta rises linearly from 0"},
+    {"free-bits", T_DOUBLE, OFF(free_bits), NULL, "minimum KL per latent dimension, nats (0: off)"},
+    {"corrupt", T_CORRUPT, 0, NULL, "DAE corruptions, e.g. gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1"},
+    {"optimizer", T_ENUM, OFF(optim.kind), optim_names, "sgd | adam | adamw | adagrad (resets its PyTorch defaults)"},
+    {"lr", T_DOUBLE, OFF(optim.lr), NULL, "learning rate"},
+    {"weight-decay", T_DOUBLE, OFF(optim.weight_decay), NULL, "L2 weight decay (decoupled for adamw)"},
+    {"momentum", T_DOUBLE, OFF(optim.momentum), NULL, "SGD momentum"},
+    {"nesterov", T_INT, OFF(optim.nesterov), NULL, "SGD Nesterov momentum (0 or 1)"},
+    {"clip", T_DOUBLE, OFF(optim.clip_norm), NULL, "clip the global gradient norm to this (0: off)"},
+    {"lr-schedule", T_SCHEDULE, 0, NULL, "none | step:EPOCHS:GAMMA | exp:GAMMA"},
+    {"batch", T_INT64, OFF(batch), NULL, "minibatch size"},
+    {"epochs", T_INT, OFF(epochs), NULL, "epochs to train"},
+    {"seed", T_U64, OFF(seed), NULL, "seed of every random draw"},
+    {"threads", T_INT, OFF(threads), NULL, "threads (0: all cores)"},
+    {"data", T_STRING, OFF(data), NULL, "directory of MNIST-style IDX files"},
+    {"out", T_STRING, OFF(out), NULL, "output directory"},
+    {"binarize", T_ENUM, OFF(binarize), bin_names, "none | threshold | dynamic"},
+    {"train-size", T_INT64, OFF(train_size), NULL, "use the first N training images (0: all)"},
+    {"test-size", T_INT64, OFF(test_size), NULL, "use the first N test images (0: all)"},
+    {"eval-batch", T_INT64, OFF(eval_batch), NULL, "batch size for evaluation"},
+};
+enum { NKEYS = sizeof keys / sizeof keys[0] };
+
+static const key_def *find_key(const char *key)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].key, key)) return &keys[i];
+    return NULL;
+}
+
+static int parse_int64(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno) return 0;
+    *out = x;
+    return 1;
+}
+
+static int parse_double(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(v, &end);
+    return end != v && !*end && !errno;
+}
+
+static nb_status bad(const char *key, const char *value, const char *want)
+{
+    return nb_error(NB_ERR_ARG, "--%s %s: expected %s", key, value, want);
+}
+
+nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
+{
+    const key_def *k = find_key(key);
+    if (!k) return nb_error(NB_ERR_ARG, "unknown option '%s' (see --help)", key);
+    char *p = (char *)c + k->off;
+    int64_t i;
+    double d;
+    switch (k->type) {
+    case T_INT:
+        if (!parse_int64(value, &i) || i < 0 || i > 1 << 30) return bad(key, value, "a non-negative integer");
+        *(int *)p = (int)i;
+        if (!strcmp(key, "conv-channels")) c->model.conv2 = 2 * (int)i;
+        return NB_OK;
+    case T_INT64:
+        if (!parse_int64(value, &i) || i < 0) return bad(key, value, "a non-negative integer");
+        *(int64_t *)p = i;
+        return NB_OK;
+    case T_U64:
+        if (!parse_int64(value, &i) || i < 0) return bad(key, value, "a non-negative integer");
+        *(uint64_t *)p = (uint64_t)i;
+        return NB_OK;
+    case T_DOUBLE:
+        if (!parse_double(value, &d) || d != d) return bad(key, value, "a number");
+        *(double *)p = d;
+        return NB_OK;
+    case T_STRING:
+        if (strlen(value) >= sizeof c->data) return bad(key, value, "a shorter path");
+        snprintf(p, sizeof c->data, "%s", value);
+        return NB_OK;
+    case T_ENUM:
+        for (int e = 0; k->names[e]; e++)
+            if (!strcmp(k->names[e], value)) {
+                *(int *)p = e;
+                if (!strcmp(key, "optimizer")) c->optim = nb_optim_defaults((nb_optim_kind)e, c->optim.lr);
+                return NB_OK;
+            }
+        return bad(key, value, k->help);
+    case T_HIDDEN: {
+        int n = 0, sizes[NB_MAX_HIDDEN];
+        char buf[128], *save = NULL;
+        snprintf(buf, sizeof buf, "%s", value);
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n == NB_MAX_HIDDEN || !parse_int64(t, &i) || i < 1 || i > 1 << 20)
+                return bad(key, value, "1 to 4 positive sizes separated by commas, or 'none'");
+            sizes[n++] = (int)i;
+        }
+        if (!n && strcmp(value, "none")) return bad(key, value, "sizes separated by commas, or 'none'");
+        c->model.nhidden = n;
+        memcpy(c->model.hidden, sizes, sizeof(int) * (size_t)n);
+        return NB_OK;
+    }
+    case T_CORRUPT: return nb_corruption_parse(&c->corrupt, value);
+    case T_SCHEDULE: {
+        nb_lr_schedule s = {NB_LR_CONSTANT, 1, 0};
+        int n = 0;
+        if (!strcmp(value, "none")) {
+            c->schedule = s;
+            return NB_OK;
+        }
+        if (sscanf(value, "step:%d:%lf%n", &s.step_size, &s.gamma, &n) == 2 && !value[n] && s.step_size > 0) {
+            s.kind = NB_LR_STEP;
+        } else if (sscanf(value, "exp:%lf%n", &s.gamma, &n) == 1 && !value[n]) {
+            s.kind = NB_LR_EXPONENTIAL;
+        } else {
+            return bad(key, value, "none, step:EPOCHS:GAMMA or exp:GAMMA");
+        }
+        c->schedule = s;
+        return NB_OK;
+    }
+    }
+    return NB_ERR_ARG;
+}
+
+/* The value of a key as nb_train_set would take it back. */
+static void get_value(const nb_train_cfg *c, const key_def *k, char *buf, size_t size)
+{
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case T_INT: snprintf(buf, size, "%d", *(const int *)p); break;
+    case T_INT64: snprintf(buf, size, "%lld", (long long)*(const int64_t *)p); break;
+    case T_U64: snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case T_DOUBLE: snprintf(buf, size, "%.17g", *(const double *)p); break;
+    case T_STRING: snprintf(buf, size, "%s", p); break;
+    case T_ENUM: snprintf(buf, size, "%s", k->names[*(const int *)p]); break;
+    case T_HIDDEN: {
+        size_t n = 0;
+        snprintf(buf, size, "none");
+        for (int i = 0; i < c->model.nhidden && n < size; i++)
+            n += (size_t)snprintf(buf + n, size - n, i ? ",%d" : "%d", c->model.hidden[i]);
+        break;
+    }
+    case T_CORRUPT: nb_corruption_str(&c->corrupt, buf, size); break;
+    case T_SCHEDULE:
+        if (c->schedule.kind == NB_LR_STEP)
+            snprintf(buf, size, "step:%d:%.17g", c->schedule.step_size, c->schedule.gamma);
+        else if (c->schedule.kind == NB_LR_EXPONENTIAL)
+            snprintf(buf, size, "exp:%.17g", c->schedule.gamma);
+        else
+            snprintf(buf, size, "none");
+        break;
+    }
+}
+
+char *nb_train_cfg_json(const nb_train_cfg *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "preset", c->preset);
+    for (int i = 0; i < NKEYS; i++) {
+        char v[600];
+        get_value(c, &keys[i], v, sizeof v);
+        const key_type t = keys[i].type;
+        if (t == T_INT || t == T_INT64 || t == T_U64 || t == T_DOUBLE)
+            cJSON_AddRawToObject(o, keys[i].key, v); /* exact, and a JSON number */
+        else
+            cJSON_AddStringToObject(o, keys[i].key, v);
+    }
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static nb_status set_from_json(nb_train_cfg *c, const cJSON *o, const char *origin)
+{
+    if (!cJSON_IsObject(o)) return nb_error(NB_ERR_FORMAT, "%s: not a JSON object", origin);
+    const cJSON *preset = cJSON_GetObjectItemCaseSensitive(o, "preset");
+    if (cJSON_IsString(preset) && nb_train_preset(c, preset->valuestring)) return NB_ERR_ARG;
+    for (const cJSON *it = o->child; it; it = it->next) {
+        if (!strcmp(it->string, "preset")) continue;
+        char v[600];
+        if (cJSON_IsString(it))
+            snprintf(v, sizeof v, "%s", it->valuestring);
+        else if (cJSON_IsNumber(it))
+            snprintf(v, sizeof v, "%.17g", it->valuedouble);
+        else
+            return nb_error(NB_ERR_FORMAT, "%s: '%s' must be a string or a number", origin, it->string);
+        if (nb_train_set(c, it->string, v)) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", nb_last_error());
+            return nb_error(NB_ERR_ARG, "%s: %s", origin, msg);
+        }
+    }
+    return NB_OK;
+}
+
+nb_status nb_train_load_config(nb_train_cfg *c, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return nb_error(NB_ERR_IO, "%s: %s", path, strerror(errno));
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!text) return nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
+    text[n] = 0;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!o) return nb_error(NB_ERR_FORMAT, "%s: not valid JSON", path);
+    nb_status st = set_from_json(c, o, path);
+    cJSON_Delete(o);
+    return st;
+}
+
+nb_status nb_train_preset(nb_train_cfg *c, const char *name)
+{
+    enum { MAXKV = 20 };
+    static const struct { const char *name; const char *kv[MAXKV]; } presets[] = {
+        /* pytorch/examples vae/main.py: 784-400-20, ReLU, BCE summed, Adam 1e-3, batch 128 */
+        {"pytorch-examples", {"model", "vae", "arch", "mlp", "hidden", "400", "latent", "20", "act", "relu",
+                              "decoder", "bernoulli", "optimizer", "adam", "lr", "0.001", "batch", "128"}},
+        /* Kingma & Welling 2013: 500 tanh hidden units, minibatch 100, Adagrad, N(0, 0.01) init */
+        {"aevb", {"model", "vae", "arch", "mlp", "hidden", "500", "act", "tanh", "decoder", "bernoulli",
+                  "optimizer", "adagrad", "lr", "0.02", "batch", "100", "init-std", "0.01"}},
+        {"conv", {"model", "vae", "arch", "conv", "latent", "20", "act", "relu", "optimizer", "adam",
+                  "lr", "0.001", "batch", "128"}},
+        {"dae", {"model", "dae", "decoder", "gaussian", "corrupt", "dropout:0.5", "latent", "32"}},
+        {"cvae", {"model", "cvae", "arch", "mlp", "hidden", "400", "latent", "20"}},
+    };
+    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
+        if (strcmp(presets[p].name, name)) continue;
+        for (int i = 0; i < MAXKV && presets[p].kv[i]; i += 2)
+            if (nb_train_set(c, presets[p].kv[i], presets[p].kv[i + 1])) return NB_ERR_ARG;
+        snprintf(c->preset, sizeof c->preset, "%s", name);
+        return NB_OK;
+    }
+    return nb_error(NB_ERR_ARG, "unknown preset '%s' (pytorch-examples, aevb, conv, dae, cvae)", name);
+}
+
+void nb_train_keys_help(FILE *f)
+{
+    const nb_train_cfg d = nb_train_defaults();
+    for (int i = 0; i < NKEYS; i++) {
+        char v[600];
+        get_value(&d, &keys[i], v, sizeof v);
+        fprintf(f, "  --%-14s %s [%s]\n", keys[i].key, keys[i].help, v);
+    }
+}
+
+nb_status nb__train_cfg_from_json(nb_train_cfg *c, const char *text, const char *origin)
+{
+    cJSON *o = cJSON_Parse(text);
+    if (!o) return nb_error(NB_ERR_FORMAT, "%s: configuration is not valid JSON", origin);
+    nb_status st = set_from_json(c, o, origin);
+    cJSON_Delete(o);
+    return st;
+}

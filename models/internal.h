@@ -1,0 +1,10 @@
+/* models/internal.h — internal to models/: what config.c and train.c share. */
+#ifndef NB_MODELS_INTERNAL_H
+#define NB_MODELS_INTERNAL_H
+
+#include "models/models.h"
+
+/* A configuration back from its JSON text (config.json, a checkpoint's metadata). */
+nb_status nb__train_cfg_from_json(nb_train_cfg *c, const char *text, const char *origin);
+
+#endif

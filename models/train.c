@@ -1,0 +1,394 @@
+/* models/train.c — the training loop every app shares: epochs over shuffled minibatches,
+ * evaluation, a progress bar, metrics.csv, atomic checkpoints, resume, and the non-finite guard.
+ *
+ * Reproducibility: every random draw of step s (ε, corruption, dynamic binarisation) comes from
+ * the stream fork(seed, s), and the data order of epoch e from fork(seed, e); nothing else is
+ * random. So (parameters, optimizer state, seed, step) is the whole state of a run, a resumed
+ * run continues bit for bit, and a run gives the same bits for the same seed and thread count.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/internal.h"
+#include "tensor/error.h"
+
+struct nb_trainer {
+    nb_train_cfg cfg;
+    nb_dataset train_all, test_all, train, test;
+    nb_params *ps;
+    nb_model model;
+    nb_optim *optim;
+    nb_tape *tp;
+    int epoch;    /* completed */
+    int64_t step; /* optimizer steps taken */
+    FILE *csv;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Streams of the run, never overlapping: one per step, one per evaluation. */
+enum { STREAM_STEP = 0, STREAM_EVAL = 2 };
+static nb_rng stream(uint64_t seed, int kind, uint64_t i)
+{
+    nb_rng root = nb_rng_seed(seed);
+    nb_rng k = nb_rng_fork(&root, (uint64_t)kind);
+    return nb_rng_fork(&k, i);
+}
+
+static nb_status make_dir(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) /* mkdir -p */
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", buf, strerror(errno));
+    return NB_OK;
+}
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+#define CKPT_FORMAT "nabla-checkpoint-1"
+
+static const char *optim_key(char *buf, size_t size, const nb_optim *o, int k, const nb_tensor *p)
+{
+    snprintf(buf, size, "optim.%s.%s", nb_optim_state_name(o, k), p->name);
+    return buf;
+}
+
+nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
+                             int epoch, int64_t step)
+{
+    const int np = nb_params_count(ps), ns = o ? nb_optim_state_count(o) : 0;
+    const int n = np * (1 + ns);
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    const nb_tensor **ts = calloc((size_t)n + 1, sizeof *ts);
+    char (*keys)[300] = calloc((size_t)(np * ns) + 1, sizeof *keys);
+    char *json = nb_train_cfg_json(cfg);
+    nb_status st = NB_OK;
+    if (!names || !ts || !keys || !json) {
+        st = nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (int i = 0; i < np; i++) names[i] = nb_params_at(ps, i)->name, ts[i] = nb_params_at(ps, i);
+    for (int k = 0; k < ns; k++)
+        for (int i = 0; i < np; i++) {
+            const int j = np + k * np + i;
+            names[j] = optim_key(keys[k * np + i], sizeof keys[0], o, k, nb_params_at(ps, i));
+            ts[j] = nb_optim_state(o, k, i);
+        }
+    char ep[32], sp[32], os[32], sd[32];
+    snprintf(ep, sizeof ep, "%d", epoch);
+    snprintf(sp, sizeof sp, "%lld", (long long)step);
+    snprintf(os, sizeof os, "%lld", (long long)(o ? nb_optim_steps(o) : 0));
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)cfg->seed);
+    const char *mk[] = {"format", "epoch", "step", "optim_steps", "seed", "config"};
+    const char *mv[] = {CKPT_FORMAT, ep, sp, os, sd, json};
+    st = nb_st_save(path, n, names, ts, 6, mk, mv);
+out:
+    free(names), free(ts), free(keys), free(json);
+    return st;
+}
+
+static nb_status ckpt_open(const char *path, nb_safetensors **f)
+{
+    if (nb_st_open(f, path)) return NB_ERR_IO;
+    const char *fmt = nb_st_meta(*f, "format");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT)) {
+        nb_st_close(*f);
+        return nb_error(NB_ERR_FORMAT, "%s: not a nabla checkpoint (format '%s')", path, fmt ? fmt : "none");
+    }
+    return NB_OK;
+}
+
+static int64_t meta_int(const nb_safetensors *f, const char *key)
+{
+    const char *v = nb_st_meta(f, key);
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
+nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step)
+{
+    nb_safetensors *f;
+    nb_status st = ckpt_open(path, &f);
+    if (st) return st;
+    const char *json = nb_st_meta(f, "config");
+    *cfg = nb_train_defaults();
+    st = json ? nb__train_cfg_from_json(cfg, json, path)
+              : nb_error(NB_ERR_FORMAT, "%s: checkpoint has no configuration", path);
+    if (epoch) *epoch = (int)meta_int(f, "epoch");
+    if (step) *step = meta_int(f, "step");
+    if (!st && ((epoch && *epoch < 0) || (step && *step < 0)))
+        st = nb_error(NB_ERR_FORMAT, "%s: checkpoint has no epoch or step", path);
+    nb_st_close(f);
+    return st;
+}
+
+nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o)
+{
+    nb_safetensors *f;
+    nb_status st = ckpt_open(path, &f);
+    if (st) return st;
+    if ((st = nb_params_load_from(ps, f))) goto out;
+    if (o) {
+        const int np = nb_params_count(ps);
+        for (int k = 0; k < nb_optim_state_count(o) && !st; k++)
+            for (int i = 0; i < np && !st; i++) {
+                char key[300];
+                nb_tensor saved, *dst = nb_optim_state(o, k, i);
+                optim_key(key, sizeof key, o, k, nb_params_at(ps, i));
+                if (nb_st_get(f, key, &saved) || !nb_same_shape(&saved, dst) || saved.dtype != dst->dtype)
+                    st = nb_error(NB_ERR_FORMAT, "%s: optimizer state '%s' missing or of the wrong shape "
+                                  "(was the optimizer changed?)", path, key);
+                else
+                    nb_copy_out(&saved, dst->data);
+            }
+        if (!st) nb_optim_set_steps(o, meta_int(f, "optim_steps"));
+    }
+out:
+    nb_st_close(f);
+    return st;
+}
+
+/* ---- set-up -------------------------------------------------------------------------------- */
+
+void nb_trainer_free(nb_trainer *t)
+{
+    if (!t) return;
+    if (t->csv) fclose(t->csv);
+    nb_tape_free(t->tp);
+    nb_optim_free(t->optim);
+    nb_params_free(t->ps);
+    nb_dataset_free(&t->train_all);
+    nb_dataset_free(&t->test_all);
+    free(t);
+}
+
+static nb_status check_cfg(const nb_train_cfg *c)
+{
+    if (c->batch < 1) return nb_error(NB_ERR_ARG, "--batch must be at least 1");
+    if (c->eval_batch < 1) return nb_error(NB_ERR_ARG, "--eval-batch must be at least 1");
+    if (c->model.latent < 1) return nb_error(NB_ERR_ARG, "--latent must be at least 1");
+    if (c->model.kind == NB_DAE && c->corrupt.n == 0)
+        return nb_error(NB_ERR_ARG, "a denoising AE needs --corrupt (e.g. dropout:0.5)");
+    if (!(c->beta >= 0)) return nb_error(NB_ERR_ARG, "--beta must be >= 0");
+    return NB_OK;
+}
+
+nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
+{
+    nb_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+        return NULL;
+    }
+    t->cfg = *cfg_in;
+    if (resume) { /* the checkpoint's configuration wins, except where to write and how long */
+        nb_train_cfg saved;
+        if (nb_checkpoint_config(resume, &saved, &t->epoch, &t->step)) goto fail;
+        snprintf(saved.out, sizeof saved.out, "%s", cfg_in->out);
+        saved.epochs = cfg_in->epochs, saved.progress = cfg_in->progress, saved.threads = cfg_in->threads;
+        t->cfg = saved;
+    }
+    nb_train_cfg *c = &t->cfg;
+    if (check_cfg(c)) goto fail;
+    if (c->threads > 0) nb_set_threads(c->threads);
+    if (nb_dataset_load(&t->train_all, c->data, "train") || nb_dataset_load(&t->test_all, c->data, "t10k")) goto fail;
+    t->train = nb_dataset_view(&t->train_all, 0, c->train_size && c->train_size < t->train_all.n ? c->train_size : t->train_all.n);
+    t->test = nb_dataset_view(&t->test_all, 0, c->test_size && c->test_size < t->test_all.n ? c->test_size : t->test_all.n);
+    c->model.channels = t->train.channels, c->model.height = t->train.rows, c->model.width = t->train.cols;
+    if (c->model.kind == NB_CVAE) {
+        if (!t->train.labels) {
+            nb_error(NB_ERR_ARG, "%s: a conditional VAE needs labels", c->data);
+            goto fail;
+        }
+        c->model.nclasses = t->train.nclasses > t->test.nclasses ? t->train.nclasses : t->test.nclasses;
+    }
+    nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
+    if (!(t->ps = nb_params_new(NB_F32)) || nb_model_init(&t->model, &c->model, t->ps, &init)) goto fail;
+    if (!(t->optim = nb_optim_new(t->ps, c->optim))) goto fail;
+    if (resume && nb_checkpoint_load(resume, t->ps, t->optim)) goto fail;
+    if (!(t->tp = nb_tape_new())) {
+        nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+        goto fail;
+    }
+    if (make_dir(c->out)) goto fail;
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", c->out);
+    char *json = nb_train_cfg_json(c);
+    FILE *f = json ? fopen(path, "w") : NULL;
+    int written = f && fputs(json, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f)) written = 0;
+    free(json);
+    if (!written) {
+        nb_error(NB_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        goto fail;
+    }
+    return t;
+fail:
+    nb_trainer_free(t);
+    return NULL;
+}
+
+const nb_model *nb_trainer_model(const nb_trainer *t) { return &t->model; }
+const nb_dataset *nb_trainer_data(const nb_trainer *t, int test) { return test ? &t->test : &t->train; }
+const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t) { return &t->cfg; }
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void progress(const nb_train_cfg *c, int tty, int epoch, int64_t done, int64_t total,
+                     double loss, double ips, double eta)
+{
+    const int width = 24;
+    const int fill = (int)(width * done / (total ? total : 1));
+    if (tty) {
+        fprintf(stderr, "\r  epoch %d/%d [%.*s%*s] %lld/%lld  loss %8.2f  %6.0f img/s  ETA %2d:%02d ",
+                epoch, c->epochs, fill, "########################", width - fill, "", (long long)done,
+                (long long)total, loss, ips, (int)eta / 60, (int)eta % 60);
+        if (done == total) fprintf(stderr, "\r%*s\r", 100, "");
+    } else {
+        fprintf(stderr, "  epoch %d/%d: %lld/%lld batches, loss %.2f, %.0f img/s\n", epoch, c->epochs,
+                (long long)done, (long long)total, loss, ips);
+    }
+}
+
+/* The non-finite guard's message: the step, and where the NaN was born. */
+static nb_status nonfinite(nb_trainer *t, const char *what)
+{
+    char where[300];
+    if (nb_tape_find_nonfinite(t->tp, where, sizeof where) < 0) snprintf(where, sizeof where, "%s", what);
+    return nb_error(NB_ERR_NAN, "step %lld (epoch %d): non-finite loss: %s; stopped, the last good "
+                    "checkpoint is kept", (long long)t->step + 1, t->epoch + 1, where);
+}
+
+static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
+{
+    const nb_train_cfg *c = &t->cfg;
+    const nb_model *m = &t->model;
+    nb_batcher bt;
+    if (nb_batcher_init(&bt, &t->train, c->batch, 1, c->seed)) return nb_error(NB_ERR_NOMEM, "batcher: out of memory");
+    nb_batcher_epoch(&bt, t->epoch); /* the order depends on (seed, epoch) only */
+    const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
+    const int tty = c->progress < 0 ? isatty(2) : c->progress;
+    const int64_t every = tty ? 1 : (nbatch >= 10 ? nbatch / 10 : 1);
+    const double t0 = now_s();
+    double sum_loss = 0, sum_recon = 0, sum_kl = 0;
+    int64_t seen = 0, b, i = 0;
+    const int64_t *idx;
+    nb_status st = NB_OK;
+    while (!st && (b = nb_batcher_next(&bt, &idx)) > 0) {
+        nb_tape *tp = t->tp;
+        nb_tape_reset(tp);
+        nb_rng rng = stream(c->seed, STREAM_STEP, (uint64_t)t->step);
+        int64_t shape[4];
+        const int nd = nb_model_input_shape(m, b, shape);
+        nb_tensor *x = nb_empty(tp, NB_F32, nd, shape), *y = NULL;
+        if (!x) {
+            st = nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
+            break;
+        }
+        nb_dataset_images(&t->train, idx, b, x, c->binarize, &rng);
+        if (c->model.kind == NB_CVAE) {
+            y = nb_empty(tp, NB_F32, NB_SHAPE(b, c->model.nclasses));
+            if (y) nb_dataset_onehot(&t->train, idx, b, y);
+        }
+        nb_batch batch = {x, x, y};
+        if (c->model.kind == NB_DAE)
+            batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
+        /* linear warm-up of beta over kl_warmup epochs, step by step */
+        const double ramp = c->kl_warmup > 0 ? (double)t->step / ((double)c->kl_warmup * (double)nbatch) : 1;
+        nb_loss_opts o = {.beta = c->beta * fmin(1.0, ramp), .free_bits = c->free_bits, .rng = &rng};
+        nb_loss_terms terms;
+        if (nb_model_loss(tp, m, &batch, &o, &terms) || nb_backward(tp, terms.loss)) {
+            st = nb_error(nb_tape_status(tp), "step %lld: %s", (long long)t->step + 1, nb_tape_error(tp));
+            break;
+        }
+        const double loss = nb_get(terms.loss, 0);
+        if (!isfinite(loss)) {
+            st = nonfinite(t, "the loss");
+            break;
+        }
+        if ((st = nb_optim_step(t->optim))) { /* names the parameter holding a NaN gradient */
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", nb_last_error());
+            st = nb_error(st, "step %lld (epoch %d): %s; stopped, the last good checkpoint is kept",
+                          (long long)t->step + 1, t->epoch + 1, msg);
+            break;
+        }
+        t->step++, i++;
+        double recon = 0, kl = 0;
+        for (int64_t k = 0; k < b; k++) {
+            recon += nb_get(terms.recon, k);
+            if (terms.kl) kl += nb_get(terms.kl, k);
+        }
+        sum_recon += recon, sum_kl += kl, sum_loss += recon + kl, seen += b;
+        log->beta = o.beta;
+        if (c->progress != 0 && (i % every == 0 || i == nbatch)) {
+            const double dt = now_s() - t0;
+            progress(c, tty, t->epoch + 1, i, nbatch, sum_loss / (double)seen, (double)seen / dt,
+                     dt / (double)i * (double)(nbatch - i));
+        }
+    }
+    nb_batcher_free(&bt);
+    const double dt = now_s() - t0;
+    log->train_loss = sum_loss / (double)(seen ? seen : 1);
+    log->train_recon = sum_recon / (double)(seen ? seen : 1);
+    log->train_kl = sum_kl / (double)(seen ? seen : 1);
+    log->seconds = dt;
+    log->images_per_s = (double)seen / dt;
+    return st;
+}
+
+static void csv_row(FILE *f, const nb_epoch_log *l)
+{
+    fprintf(f, "%d,%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.1f\n", l->epoch,
+            (long long)l->step, l->beta, l->lr, l->train_loss, l->train_recon, l->train_kl,
+            l->test.elbo_loss, l->test.recon, l->test.kl, l->test.mse, l->test.bits_per_dim,
+            l->test.active_units, l->seconds, l->images_per_s);
+    fflush(f);
+}
+
+nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, void *), void *ctx)
+{
+    const nb_train_cfg *c = &t->cfg;
+    char csv_path[600], ckpt[600];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", c->out);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", c->out);
+    /* a resumed run appends to its log; a fresh one starts it */
+    const int append = t->epoch > 0 && access(csv_path, F_OK) == 0;
+    if (!(t->csv = fopen(csv_path, append ? "a" : "w")))
+        return nb_error(NB_ERR_IO, "%s: %s", csv_path, strerror(errno));
+    if (!append)
+        fprintf(t->csv, "epoch,step,beta,lr,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,"
+                        "test_mse,test_bits_per_dim,active_units,seconds,images_per_s\n");
+    while (t->epoch < c->epochs) {
+        nb_epoch_log log = {0};
+        log.lr = nb_lr_at(c->schedule, c->optim.lr, t->epoch);
+        nb_optim_set_lr(t->optim, log.lr);
+        nb_status st = train_epoch(t, &log);
+        if (st) return st;
+        t->epoch++;
+        log.epoch = t->epoch;
+        log.step = t->step;
+        nb_rng ev = stream(c->seed, STREAM_EVAL, (uint64_t)t->epoch);
+        if ((st = nb_model_evaluate(&t->model, &t->test, c->eval_batch, c->binarize, ev.key, &log.test))) return st;
+        csv_row(t->csv, &log);
+        if ((st = nb_checkpoint_save(ckpt, t->ps, t->optim, c, t->epoch, t->step))) return st;
+        if (on_epoch) on_epoch(&log, ctx);
+    }
+    return NB_OK;
+}
