@@ -76,6 +76,11 @@ static const key_def keys[] = {
     {"train-size", T_INT64, OFF(train_size), NULL, "use the first N training images (0: all)"},
     {"test-size", T_INT64, OFF(test_size), NULL, "use the first N test images (0: all)"},
     {"eval-batch", T_INT64, OFF(eval_batch), NULL, "batch size for evaluation"},
+    /* set from the data by training; kept so that a checkpoint rebuilds its model alone */
+    {"channels", T_INT, OFF(model.channels), NULL, "image channels (taken from the data)"},
+    {"height", T_INT, OFF(model.height), NULL, "image height (taken from the data)"},
+    {"width", T_INT, OFF(model.width), NULL, "image width (taken from the data)"},
+    {"classes", T_INT, OFF(model.nclasses), NULL, "label classes of a CVAE (taken from the data)"},
 };
 enum { NKEYS = sizeof keys / sizeof keys[0] };
 

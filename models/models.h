@@ -191,7 +191,7 @@ typedef struct nb_train_cfg {
     uint64_t seed;
     double beta, free_bits;
     int kl_warmup;                 /* epochs of linear warm-up of beta, per step */
-    nb_corruption corrupt;         /* DAE */
+    nb_corruption corrupt;         /* the input is corrupted, the target clean (a DAE must) */
     int progress;                  /* -1 auto (a terminal), 0 off, 1 on */
     char preset[64];
 } nb_train_cfg;

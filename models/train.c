@@ -307,7 +307,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
             if (y) nb_dataset_onehot(&t->train, idx, b, y);
         }
         nb_batch batch = {x, x, y};
-        if (c->model.kind == NB_DAE)
+        if (c->corrupt.n) /* a DAE, or any model trained to denoise */
             batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
         /* linear warm-up of beta over kl_warmup epochs, step by step */
         const double ramp = c->kl_warmup > 0 ? (double)t->step / ((double)c->kl_warmup * (double)nbatch) : 1;

@@ -1,0 +1,75 @@
+/* apps/app.h — what the nabla commands share: flags, checkpoints, data, output paths.
+ *
+ * One program, `nabla <command> [--flag value ...]`. Every command takes the configuration keys
+ * (--latent, --beta, --data, ... see nb_train_keys_help) plus --preset, --config FILE and its own
+ * flags. Precedence: defaults < --preset < --config < the other flags, wherever they appear.
+ * Exit status: 0 done, 1 failed (a message on stderr), 2 bad usage.
+ */
+#ifndef NB_APPS_APP_H
+#define NB_APPS_APP_H
+
+#include "nabla.h"
+
+enum { APP_OK = 0, APP_FAIL = 1, APP_USAGE = 2, APP_MAX_FLAGS = 16, APP_MAX_REPEAT = 4 };
+
+/* A command's own flag: --name VALUE (or --name for a switch). Repeatable flags collect up to
+ * APP_MAX_REPEAT values. */
+typedef struct app_flag {
+    const char *name, *help, *def; /* def: the default shown in --help, NULL for none */
+    int is_switch, repeat;
+    int count;
+    const char *value[APP_MAX_REPEAT];
+} app_flag;
+
+typedef struct app_cmd {
+    const char *name, *summary;
+    int (*run)(int argc, char **argv);
+} app_cmd;
+
+/* Parses argv (after the command name) into cfg and the command's flags; prints --help and
+ * returns -1 when asked for help, APP_USAGE after a message on a bad flag, else APP_OK. */
+int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_flag *flags,
+              int nflags, nb_train_cfg *cfg, int config_keys);
+const char *app_flag_str(const app_flag *flags, int nflags, const char *name);
+long app_flag_long(const app_flag *flags, int nflags, const char *name, long def, int *bad);
+double app_flag_double(const app_flag *flags, int nflags, const char *name, double def, int *bad);
+
+/* Reports the last error of a failed call: "nabla <cmd>: <message>"; returns APP_FAIL. */
+int app_fail(const char *cmd, const char *what);
+int app_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A trained model rebuilt from its checkpoint. */
+typedef struct app_model {
+    nb_train_cfg cfg;
+    nb_params *ps;
+    nb_model m;
+    int epoch;
+} app_model;
+
+nb_status app_load_model(const char *path, app_model *am);
+void app_free_model(app_model *am);
+/* The checkpoint path: --checkpoint, else <out>/checkpoint.safetensors. */
+const char *app_checkpoint(const app_flag *flags, int nflags, const nb_train_cfg *cfg, char *buf,
+                           size_t size);
+
+/* <dir>/<name> into buf; makes dir (and parents) first. */
+nb_status app_out_path(const char *dir, const char *name, char *buf, size_t size);
+
+/* Test images idx[0..n) as the model takes them (and one-hot labels for a CVAE) on tp. */
+nb_status app_images(nb_tape *tp, const app_model *am, const nb_dataset *ds, const int64_t *idx,
+                     int64_t n, nb_tensor **x, nb_tensor **y);
+/* The one-hot rows of labels[0..n) on tp. */
+nb_tensor *app_onehot(nb_tape *tp, int64_t n, int nclasses, const int *labels);
+
+/* The commands */
+int cmd_train(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_interpolate(int argc, char **argv);
+int cmd_manifold(int argc, char **argv);
+int cmd_scatter(int argc, char **argv);
+int cmd_denoise(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

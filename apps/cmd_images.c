@@ -1,0 +1,426 @@
+/* apps/cmd_images.c — the picture commands over a trained checkpoint: reconstruct, sample,
+ * interpolate, manifold, scatter. Each writes a PNG and the CSV behind it into --out. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/app.h"
+#include "apps/image.h"
+#include "apps/linalg.h"
+#include "apps/plot.h"
+
+enum { PAD = 2, SCALE = 2 };
+
+/* What every picture command starts with: flags, the model, the test set, a tape. */
+typedef struct session {
+    const char *cmd;
+    nb_train_cfg cfg;
+    app_model am;
+    nb_dataset test;
+    nb_tape *tp;
+} session;
+
+static int open_session(session *s, const char *cmd, int argc, char **argv, const char *summary,
+                        app_flag *flags, int nflags, int need_data)
+{
+    memset(s, 0, sizeof *s);
+    s->cmd = cmd;
+    int rc = app_parse(argc, argv, cmd, summary, flags, nflags, &s->cfg, 1);
+    if (rc) return rc < 0 ? -1 : rc;
+    char buf[600];
+    const char *ckpt = app_checkpoint(flags, nflags, &s->cfg, buf, sizeof buf);
+    if (app_load_model(ckpt, &s->am)) return app_fail(cmd, NULL);
+    /* the data directory and output directory of this call win over the checkpoint's */
+    if (need_data && nb_dataset_load(&s->test, s->cfg.data, "t10k")) return app_fail(cmd, NULL);
+    if (!(s->tp = nb_tape_new())) return app_fail(cmd, "out of memory");
+    nb_tape_set_grad(s->tp, 0);
+    return APP_OK;
+}
+
+static void close_session(session *s)
+{
+    nb_tape_free(s->tp);
+    nb_dataset_free(&s->test);
+    app_free_model(&s->am);
+}
+
+static int tape_fail(const char *cmd, const nb_tape *tp)
+{
+    fprintf(stderr, "nabla %s: %s\n", cmd, nb_tape_error(tp));
+    return APP_FAIL;
+}
+
+/* Writes `name` (a PNG) into --out and says so. */
+static int write_stack(session *s, const char *name, int n, const nb_tensor *const *ts, const int *rows, int cols)
+{
+    char path[600];
+    const nb_model_cfg *m = &s->am.cfg.model;
+    if (app_out_path(s->cfg.out, name, path, sizeof path) ||
+        img_write_stack(path, n, ts, rows, cols, m->channels, m->height, m->width, PAD, 255, SCALE))
+        return app_fail(s->cmd, NULL);
+    printf("wrote %s\n", path);
+    return APP_OK;
+}
+
+static FILE *open_csv(session *s, const char *name, const char *header)
+{
+    char path[600];
+    if (app_out_path(s->cfg.out, name, path, sizeof path)) return NULL;
+    FILE *f = fopen(path, "w");
+    if (f) fprintf(f, "%s\n", header);
+    else nb_error(NB_ERR_IO, "%s: cannot write", path);
+    return f;
+}
+
+/* ---- reconstruct --------------------------------------------------------------------------- */
+
+int cmd_reconstruct(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "the trained model", .def = "<out>/checkpoint.safetensors"},
+        {.name = "n", .help = "images per row", .def = "8"},
+        {.name = "rows", .help = "pairs of rows (originals above reconstructions)", .def = "2"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    session s;
+    int rc = open_session(&s, "reconstruct", argc, argv, "Test images above their reconstructions "
+                          "(the decoder's mean at the posterior mean), like pytorch/examples.", flags, nf, 1);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    const long n = app_flag_long(flags, nf, "n", 8, &bad), rows = app_flag_long(flags, nf, "rows", 2, &bad);
+    if (bad || n < 1 || rows < 1 || n * rows > s.test.n) {
+        close_session(&s);
+        return app_usage("reconstruct", "--n and --rows must be positive and fit the test set");
+    }
+    const int64_t count = n * rows;
+    int64_t *idx = malloc((size_t)count * sizeof *idx);
+    for (int64_t i = 0; i < count; i++) idx[i] = i;
+    nb_tensor *x, *y, *mu, *lv;
+    if (app_images(s.tp, &s.am, &s.test, idx, count, &x, &y)) {
+        free(idx);
+        close_session(&s);
+        return app_fail("reconstruct", NULL);
+    }
+    nb_model_encode(s.tp, &s.am.m, x, y, &mu, &lv);
+    nb_tensor *rec = nb_model_mean(s.tp, &s.am.m, nb_model_decode(s.tp, &s.am.m, mu, y));
+    nb_tensor *err = nb_mse(s.tp, rec, x, NB_REDUCE_NONE);
+    if (!err) {
+        free(idx);
+        rc = tape_fail(s.cmd, s.tp);
+        close_session(&s);
+        return rc;
+    }
+    /* pairs of rows: originals r, reconstructions r */
+    nb_tensor *parts[64];
+    int prow[64], np = 0;
+    for (long r = 0; r < rows && np + 2 <= 64; r++) {
+        parts[np] = nb_slice(s.tp, x, 0, r * n, (r + 1) * n, 1);
+        parts[np + 1] = nb_slice(s.tp, rec, 0, r * n, (r + 1) * n, 1);
+        prow[np] = prow[np + 1] = 1;
+        np += 2;
+    }
+    rc = write_stack(&s, "reconstruction.png", np, (const nb_tensor *const *)parts, prow, (int)n);
+    FILE *f = rc ? NULL : open_csv(&s, "reconstruction.csv", "index,label,squared_error");
+    for (int64_t i = 0; f && i < count; i++)
+        fprintf(f, "%lld,%d,%.6f\n", (long long)i, s.test.labels ? s.test.labels[i] : -1, nb_get(err, i));
+    if (f) fclose(f);
+    if (!rc && !f) rc = app_fail("reconstruct", NULL);
+    free(idx);
+    close_session(&s);
+    return rc;
+}
+
+/* ---- sample -------------------------------------------------------------------------------- */
+
+int cmd_sample(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "the trained VAE or CVAE", .def = "<out>/checkpoint.safetensors"},
+        {.name = "n", .help = "grid size n x n (a CVAE: one row per class, n columns)", .def = "8"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    session s;
+    int rc = open_session(&s, "sample", argc, argv, "Decodes z ~ N(0, I) into a grid; for a CVAE, "
+                          "row c holds class c and each column shares one z.", flags, nf, 0);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    const long n = app_flag_long(flags, nf, "n", 8, &bad);
+    const nb_model *m = &s.am.m;
+    if (bad || n < 1 || n > 64) {
+        close_session(&s);
+        return app_usage("sample", "--n must be 1 to 64");
+    }
+    if (!nb_model_is_vae(m)) {
+        close_session(&s);
+        nb_error(NB_ERR_ARG, "an AE has no prior to sample from (nabla compare fits one to its codes)");
+        return app_fail("sample", NULL);
+    }
+    nb_rng r = nb_rng_seed(s.cfg.seed);
+    const int cvae = m->cfg.kind == NB_CVAE, K = m->cfg.nclasses;
+    const int64_t rows = cvae ? K : n, count = rows * n;
+    nb_tensor *y = NULL, *z = nb_randn(s.tp, &r, NB_F32, NB_SHAPE(n, m->cfg.latent));
+    if (cvae) { /* row c: class c; column j: the shared code z_j */
+        int *lab = malloc((size_t)count * sizeof *lab);
+        for (int64_t i = 0; i < count; i++) lab[i] = (int)(i / n);
+        y = app_onehot(s.tp, count, K, lab);
+        free(lab);
+        z = nb_reshape(s.tp, nb_expand(s.tp, nb_reshape(s.tp, z, NB_SHAPE(1, n, m->cfg.latent)),
+                                       NB_SHAPE(rows, n, m->cfg.latent)), NB_SHAPE(count, m->cfg.latent));
+    }
+    nb_tensor *img = nb_model_mean(s.tp, m, nb_model_decode(s.tp, m, z, y));
+    if (!img) {
+        rc = tape_fail(s.cmd, s.tp);
+        close_session(&s);
+        return rc;
+    }
+    rc = write_stack(&s, cvae ? "samples_by_class.png" : "samples.png", 1, (const nb_tensor *const *)&img,
+                     (const int[]){(int)rows}, (int)n);
+    FILE *f = rc ? NULL : open_csv(&s, cvae ? "samples_by_class.csv" : "samples.csv", "row,column,class,z");
+    for (int64_t i = 0; f && i < count; i++) {
+        fprintf(f, "%lld,%lld,%d,", (long long)(i / n), (long long)(i % n), cvae ? (int)(i / n) : -1);
+        for (int j = 0; j < m->cfg.latent; j++) fprintf(f, "%s%.5f", j ? " " : "", nb_get(z, (i % n) * m->cfg.latent + j));
+        fprintf(f, "\n");
+    }
+    if (f) fclose(f);
+    close_session(&s);
+    return rc;
+}
+
+/* ---- interpolate --------------------------------------------------------------------------- */
+
+int cmd_interpolate(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "a trained model; repeat to put models side by side (e.g. AE and VAE)",
+         .def = "<out>/checkpoint.safetensors", .repeat = 1},
+        {.name = "a", .help = "index of the first test image", .def = "0"},
+        {.name = "b", .help = "index of the second test image", .def = "1"},
+        {.name = "n", .help = "steps from a to b", .def = "10"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    nb_train_cfg cfg;
+    int rc = app_parse(argc, argv, "interpolate", "Decodes (1-t)·z_a + t·z_b for t from 0 to 1 between the "
+                       "codes (posterior means) of two test images, one row per model.", flags, nf, &cfg, 1);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    const long a = app_flag_long(flags, nf, "a", 0, &bad), b = app_flag_long(flags, nf, "b", 1, &bad);
+    const long n = app_flag_long(flags, nf, "n", 10, &bad);
+    if (bad || n < 2 || n > 64) return app_usage("interpolate", "--a, --b must be test indices, --n 2 to 64");
+    nb_dataset test;
+    if (nb_dataset_load(&test, cfg.data, "t10k")) return app_fail("interpolate", NULL);
+    if (a >= test.n || b >= test.n) {
+        nb_dataset_free(&test);
+        return app_usage("interpolate", "--a and --b must be below %lld", (long long)test.n);
+    }
+    const int nmodels = flags[0].count ? flags[0].count : 1;
+    nb_tape *tp = nb_tape_new();
+    nb_tape_set_grad(tp, 0);
+    nb_tensor *rows[APP_MAX_REPEAT];
+    app_model am[APP_MAX_REPEAT];
+    int nloaded = 0;
+    char path[600];
+    FILE *f = NULL;
+    for (int k = 0; k < nmodels && !rc; k++) {
+        char buf[600];
+        const char *ckpt = flags[0].count ? flags[0].value[k] : app_checkpoint(flags, nf, &cfg, buf, sizeof buf);
+        if (app_load_model(ckpt, &am[k])) {
+            rc = app_fail("interpolate", NULL);
+            break;
+        }
+        nloaded++;
+        if (k && (am[k].cfg.model.channels != am[0].cfg.model.channels || am[k].cfg.model.height != am[0].cfg.model.height ||
+                  am[k].cfg.model.width != am[0].cfg.model.width)) {
+            rc = app_usage("interpolate", "the models take images of different shapes");
+            break;
+        }
+        const int64_t idx[2] = {a, b};
+        nb_tensor *x, *y, *mu, *lv;
+        if (app_images(tp, &am[k], &test, idx, 2, &x, &y)) {
+            rc = app_fail("interpolate", NULL);
+            break;
+        }
+        nb_model_encode(tp, &am[k].m, x, y, &mu, &lv);
+        const int d = am[k].cfg.model.latent;
+        nb_tensor *z = nb_empty(tp, NB_F32, NB_SHAPE(n, d)), *yy = NULL;
+        if (!mu || !z) {
+            rc = tape_fail("interpolate", tp);
+            break;
+        }
+        for (long i = 0; i < n; i++) {
+            const double t = (double)i / (double)(n - 1);
+            for (int j = 0; j < d; j++) nb_set(z, i * d + j, (1 - t) * nb_get(mu, j) + t * nb_get(mu, d + j));
+        }
+        if (y) { /* a CVAE keeps the first image's class */
+            int *lab = malloc((size_t)n * sizeof *lab);
+            for (long i = 0; i < n; i++) lab[i] = test.labels[a];
+            yy = app_onehot(tp, n, am[k].cfg.model.nclasses, lab);
+            free(lab);
+        }
+        rows[k] = nb_model_mean(tp, &am[k].m, nb_model_decode(tp, &am[k].m, z, yy));
+        if (!rows[k]) {
+            rc = tape_fail("interpolate", tp);
+            break;
+        }
+    }
+    const nb_model_cfg *mc = nloaded ? &am[0].cfg.model : NULL;
+    if (!rc) {
+        int ones[APP_MAX_REPEAT] = {1, 1, 1, 1};
+        if (app_out_path(cfg.out, "interpolation.png", path, sizeof path) ||
+            img_write_stack(path, nmodels, (const nb_tensor *const *)rows, ones, (int)n, mc->channels,
+                            mc->height, mc->width, PAD, 255, SCALE))
+            rc = app_fail("interpolate", NULL);
+        else
+            printf("wrote %s\n", path);
+    }
+    if (!rc && !app_out_path(cfg.out, "interpolation.csv", path, sizeof path) && (f = fopen(path, "w"))) {
+        fprintf(f, "row,model,t,image_a,image_b\n");
+        for (int k = 0; k < nmodels; k++)
+            for (long i = 0; i < n; i++)
+                fprintf(f, "%d,%s,%.4f,%ld,%ld\n", k, (const char *[]){"ae", "dae", "vae", "cvae"}[am[k].cfg.model.kind],
+                        (double)i / (double)(n - 1), a, b);
+        fclose(f);
+    }
+    for (int k = 0; k < nloaded; k++) app_free_model(&am[k]);
+    nb_tape_free(tp);
+    nb_dataset_free(&test);
+    return rc;
+}
+
+/* ---- manifold ------------------------------------------------------------------------------ */
+
+int cmd_manifold(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "a VAE with a 2-D latent space", .def = "<out>/checkpoint.safetensors"},
+        {.name = "n", .help = "grid size", .def = "20"},
+        {.name = "class", .help = "the class to draw (a CVAE)", .def = "0"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    session s;
+    int rc = open_session(&s, "manifold", argc, argv, "Decodes z on a grid through the inverse normal CDF, "
+                          "z = Φ⁻¹(linspace(0.05, 0.95, n)), as in Kingma & Welling's figure 4.", flags, nf, 0);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    const long n = app_flag_long(flags, nf, "n", 20, &bad), cls = app_flag_long(flags, nf, "class", 0, &bad);
+    const nb_model *m = &s.am.m;
+    if (bad || n < 2 || n > 64) rc = app_usage("manifold", "--n must be 2 to 64");
+    else if (m->cfg.latent != 2 || !nb_model_is_vae(m)) {
+        nb_error(NB_ERR_ARG, "needs a VAE with --latent 2 (this one: %s, latent %d)",
+                 nb_model_is_vae(m) ? "VAE" : "AE", m->cfg.latent);
+        rc = app_fail("manifold", NULL);
+    } else if (m->cfg.kind == NB_CVAE && cls >= m->cfg.nclasses) {
+        rc = app_usage("manifold", "--class must be below %d", m->cfg.nclasses);
+    }
+    if (rc) {
+        close_session(&s);
+        return rc;
+    }
+    nb_tensor *z = nb_empty(s.tp, NB_F32, NB_SHAPE(n * n, 2)), *y = NULL;
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < n; j++) { /* rows go down in z2, columns right in z1 */
+            nb_set(z, (i * n + j) * 2, nb_ndtri(0.05 + 0.9 * (double)j / (double)(n - 1)));
+            nb_set(z, (i * n + j) * 2 + 1, nb_ndtri(0.95 - 0.9 * (double)i / (double)(n - 1)));
+        }
+    if (m->cfg.kind == NB_CVAE) {
+        int *lab = malloc((size_t)(n * n) * sizeof *lab);
+        for (long i = 0; i < n * n; i++) lab[i] = (int)cls;
+        y = app_onehot(s.tp, n * n, m->cfg.nclasses, lab);
+        free(lab);
+    }
+    nb_tensor *img = nb_model_mean(s.tp, m, nb_model_decode(s.tp, m, z, y));
+    if (!img) {
+        rc = tape_fail(s.cmd, s.tp);
+        close_session(&s);
+        return rc;
+    }
+    rc = write_stack(&s, "manifold.png", 1, (const nb_tensor *const *)&img, (const int[]){(int)n}, (int)n);
+    FILE *f = rc ? NULL : open_csv(&s, "manifold.csv", "row,column,z1,z2");
+    for (long i = 0; f && i < n * n; i++)
+        fprintf(f, "%ld,%ld,%.6f,%.6f\n", i / n, i % n, nb_get(z, i * 2), nb_get(z, i * 2 + 1));
+    if (f) fclose(f);
+    close_session(&s);
+    return rc;
+}
+
+/* ---- scatter ------------------------------------------------------------------------------- */
+
+/* Fashion-MNIST's classes; other data sets get their label numbers */
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+static const char *const digit_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+
+int cmd_scatter(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "the trained model", .def = "<out>/checkpoint.safetensors"},
+        {.name = "n", .help = "test images to encode", .def = "5000"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    session s;
+    int rc = open_session(&s, "scatter", argc, argv, "Encodes test images (posterior means) and plots the "
+                          "codes coloured by label: the code itself for a 2-D latent, else its first two "
+                          "principal components.", flags, nf, 1);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    long n = app_flag_long(flags, nf, "n", 5000, &bad);
+    if (bad || n < 2) {
+        close_session(&s);
+        return app_usage("scatter", "--n must be at least 2");
+    }
+    if (n > s.test.n) n = (long)s.test.n;
+    const int d = s.am.cfg.model.latent;
+    float *codes = malloc((size_t)n * (size_t)d * sizeof *codes);
+    double *px = malloc((size_t)n * sizeof *px), *py = malloc((size_t)n * sizeof *py);
+    int *lab = malloc((size_t)n * sizeof *lab);
+    for (long i0 = 0; i0 < n && !rc; i0 += 500) { /* in batches: the arena stays small */
+        const long b = n - i0 < 500 ? n - i0 : 500;
+        int64_t idx[500];
+        for (long i = 0; i < b; i++) idx[i] = i0 + i, lab[i0 + i] = s.test.labels ? s.test.labels[i0 + i] : 0;
+        nb_tape_reset(s.tp);
+        nb_tensor *x, *y, *mu, *lv;
+        if (app_images(s.tp, &s.am, &s.test, idx, b, &x, &y)) {
+            rc = app_fail("scatter", NULL);
+            break;
+        }
+        nb_model_encode(s.tp, &s.am.m, x, y, &mu, &lv);
+        if (!mu) {
+            rc = tape_fail(s.cmd, s.tp);
+            break;
+        }
+        for (long i = 0; i < b * d; i++) codes[i0 * d + i] = (float)nb_get(mu, i);
+    }
+    const char *axes = "z1";
+    if (!rc && d == 1) {
+        for (long i = 0; i < n; i++) px[i] = codes[i], py[i] = 0;
+    } else if (!rc && d == 2) {
+        for (long i = 0; i < n; i++) px[i] = codes[2 * i], py[i] = codes[2 * i + 1];
+    } else if (!rc) {
+        double *mean = malloc((size_t)d * sizeof *mean), *comp = malloc((size_t)(2 * d) * sizeof *comp), var[2], z[2];
+        if (pca_fit(codes, n, d, 2, mean, comp, var)) rc = app_fail("scatter", "PCA");
+        for (long i = 0; !rc && i < n; i++) {
+            pca_encode(mean, comp, d, 2, codes + i * d, z);
+            px[i] = z[0], py[i] = z[1];
+        }
+        axes = "pc1";
+        free(mean), free(comp);
+    }
+    char path[600];
+    if (!rc) {
+        const int nl = s.test.labels ? (s.test.nclasses > 10 ? s.test.nclasses : 10) : 1;
+        char title[128];
+        snprintf(title, sizeof title, "test codes (%s), %ld images", !strcmp(axes, "z1") ? "z1, z2" : "first two principal components", n);
+        if (app_out_path(s.cfg.out, "scatter.png", path, sizeof path) ||
+            plot_scatter(path, title, px, py, lab, (int)n, nl,
+                         nl != 10 ? NULL : strstr(s.cfg.data, "fashion") ? fashion_names : digit_names))
+            rc = app_fail("scatter", NULL);
+        else
+            printf("wrote %s\n", path);
+    }
+    FILE *f = rc ? NULL : open_csv(&s, "scatter.csv", "index,label,x,y");
+    for (long i = 0; f && i < n; i++) fprintf(f, "%ld,%d,%.6f,%.6f\n", i, lab[i], px[i], py[i]);
+    if (f) fclose(f);
+    free(codes), free(px), free(py), free(lab);
+    close_session(&s);
+    return rc;
+}

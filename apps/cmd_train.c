@@ -1,0 +1,92 @@
+/* apps/cmd_train.c — `nabla train`: trains any model, writes checkpoints, metrics.csv and the
+ * loss curves drawn from that CSV after every epoch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/app.h"
+#include "apps/plot.h"
+
+enum { MAX_EPOCHS = 4096 };
+
+/* Reads metrics.csv back (so a resumed run draws its whole history) and draws the three panels:
+ * -ELBO, reconstruction and KL per epoch, train and test. */
+static nb_status draw_curves(const char *out)
+{
+    char csv[600], png[600];
+    snprintf(csv, sizeof csv, "%s/metrics.csv", out);
+    snprintf(png, sizeof png, "%s/loss_curve.png", out);
+    FILE *f = fopen(csv, "r");
+    if (!f) return nb_error(NB_ERR_IO, "%s: cannot read", csv);
+    static double ep[MAX_EPOCHS], col[6][MAX_EPOCHS]; /* train loss/recon/kl, test loss/recon/kl */
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < MAX_EPOCHS) {
+        double v[15];
+        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6], &v[7], &v[8], &v[9]) != 10)
+            continue; /* the header */
+        ep[n] = v[0];
+        for (int k = 0; k < 6; k++) col[k][n] = v[4 + k];
+        n++;
+    }
+    fclose(f);
+    const plot_series s[6] = {
+        {"train", ep, col[0], n, 0}, {"test", ep, col[3], n, 1},
+        {"train", ep, col[1], n, 0}, {"test", ep, col[4], n, 1},
+        {"train", ep, col[2], n, 0}, {"test", ep, col[5], n, 1},
+    };
+    const char *titles[3] = {"-ELBO (nats/image)", "reconstruction (nats/image)", "KL (nats/image)"};
+    return plot_panels(png, 3, titles, "epoch", (const int[]){2, 2, 2}, s);
+}
+
+typedef struct train_ctx {
+    const nb_train_cfg *cfg;
+    int vae;
+} train_ctx;
+
+static void on_epoch(const nb_epoch_log *l, void *p)
+{
+    const train_ctx *c = p;
+    printf("epoch %3d/%d  train %.2f", l->epoch, c->cfg->epochs, l->train_loss);
+    if (c->vae) printf(" (recon %.2f + KL %.2f)", l->train_recon, l->train_kl);
+    printf("  test %.2f", l->test.elbo_loss);
+    if (c->vae)
+        printf(" (recon %.2f + KL %.2f, %.4f bits/dim, %d/%d active)  beta %.3g", l->test.recon,
+               l->test.kl, l->test.bits_per_dim, l->test.active_units, l->test.latent, l->beta);
+    printf("  %.1f s, %.0f img/s\n", l->seconds, l->images_per_s);
+    fflush(stdout);
+    if (draw_curves(c->cfg->out)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
+}
+
+static void describe(const nb_trainer *t)
+{
+    const nb_train_cfg *c = nb_trainer_cfg(t);
+    const nb_model_cfg *m = &c->model;
+    static const char *kinds[] = {"AE", "denoising AE", "VAE", "conditional VAE"};
+    static const char *decs[] = {"Bernoulli", "Gaussian (fixed sigma)", "Gaussian (learned shared variance)",
+                                 "Gaussian (learned per-pixel variance)"};
+    printf("training a %s (%s, latent %d, %s decoder) on %lld images of %dx%dx%d from %s\n", kinds[m->kind],
+           m->arch == NB_ARCH_MLP ? "MLP" : "conv", m->latent, decs[m->decoder],
+           (long long)nb_trainer_data(t, 0)->n, m->channels, m->height, m->width, c->data);
+    printf("%d epochs, batch %lld, %s lr %g, seed %llu, %d threads; writing to %s/\n", c->epochs,
+           (long long)c->batch, (const char *[]){"SGD", "Adam", "AdamW", "Adagrad"}[c->optim.kind], c->optim.lr,
+           (unsigned long long)c->seed, nb_get_threads(), c->out);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    app_flag flags[] = {{.name = "resume", .help = "continue the run saved in this checkpoint"}};
+    nb_train_cfg cfg;
+    int rc = app_parse(argc, argv, "train", "Trains a model; writes config.json, metrics.csv, "
+                       "loss_curve.png and checkpoint.safetensors (after every epoch) into --out.",
+                       flags, 1, &cfg, 1);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    nb_trainer *t = nb_trainer_new(&cfg, app_flag_str(flags, 1, "resume"));
+    if (!t) return app_fail("train", NULL);
+    describe(t);
+    train_ctx ctx = {nb_trainer_cfg(t), nb_model_is_vae(nb_trainer_model(t))};
+    nb_status st = nb_trainer_run(t, on_epoch, &ctx);
+    nb_trainer_free(t);
+    return st ? app_fail("train", NULL) : APP_OK;
+}
