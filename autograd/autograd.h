@@ -17,6 +17,8 @@
 #ifndef NB_AUTOGRAD_H
 #define NB_AUTOGRAD_H
 
+#include <stdio.h>
+
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
 
@@ -57,6 +59,16 @@ NB_API size_t nb_tape_arena_bytes(const nb_tape *tp);   /* memory the arena hold
 NB_API nb_status nb_backward(nb_tape *tp, nb_tensor *loss);
 /* The same from any output y, seeded with the cotangent seed (y's shape). */
 NB_API nb_status nb_backward_from(nb_tape *tp, nb_tensor *y, const nb_tensor *seed);
+
+/* ---- profile ------------------------------------------------------------------------------- */
+
+/* A per-op profile of where steps spend their time: forward and backward wall time and calls per
+ * op, summed over every tape. On when the environment has NB_PROFILE=1 (read at the first op) or
+ * after nb_profile_enable(1). nb_profile_print writes the table, largest total first. */
+NB_API void nb_profile_enable(int on);
+NB_API int nb_profile_enabled(void);
+NB_API void nb_profile_reset(void);
+NB_API void nb_profile_print(FILE *f);
 
 /* ---- tensors in the arena ------------------------------------------------------------------ */
 

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <threads.h>
+#include <time.h>
+
 #include "autograd/tape.h"
 
 const nb_op nb_ops[NB_OP_COUNT] = {
@@ -14,6 +17,71 @@ const nb_op nb_ops[NB_OP_COUNT] = {
 };
 
 enum { FIRST_CHUNK = 1 << 20 };
+
+/* ---- profile: per op, forward and backward time (NB_PROFILE=1) ---------------------------- */
+
+static struct {
+    int on;
+    int64_t calls[NB_OP_COUNT], bwd_calls[NB_OP_COUNT];
+    double fwd[NB_OP_COUNT], bwd[NB_OP_COUNT];
+} prof;
+static once_flag prof_once = ONCE_FLAG_INIT;
+
+static void prof_init(void)
+{
+    const char *e = getenv("NB_PROFILE");
+    prof.on = e && *e && strcmp(e, "0");
+}
+
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int profiling(void)
+{
+    call_once(&prof_once, prof_init);
+    return prof.on;
+}
+
+void nb_profile_enable(int on)
+{
+    call_once(&prof_once, prof_init);
+    prof.on = on != 0;
+}
+
+int nb_profile_enabled(void) { return profiling(); }
+
+void nb_profile_reset(void)
+{
+    const int on = profiling();
+    memset(&prof, 0, sizeof prof);
+    prof.on = on;
+}
+
+void nb_profile_print(FILE *f)
+{
+    int order[NB_OP_COUNT], n = 0;
+    double total = 0;
+    for (int i = 0; i < NB_OP_COUNT; i++)
+        if (prof.calls[i] || prof.bwd_calls[i]) order[n++] = i, total += prof.fwd[i] + prof.bwd[i];
+    for (int i = 0; i < n; i++) /* largest first; a handful of rows */
+        for (int j = i + 1; j < n; j++)
+            if (prof.fwd[order[j]] + prof.bwd[order[j]] > prof.fwd[order[i]] + prof.bwd[order[i]]) {
+                int t = order[i];
+                order[i] = order[j], order[j] = t;
+            }
+    fprintf(f, "%-18s %10s %12s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "total ms", "share");
+    for (int i = 0; i < n; i++) {
+        const int k = order[i];
+        fprintf(f, "%-18s %10lld %12.2f %12.2f %12.2f %6.1f%%\n", nb_ops[k].name, (long long)prof.calls[k],
+                1e3 * prof.fwd[k], 1e3 * prof.bwd[k], 1e3 * (prof.fwd[k] + prof.bwd[k]),
+                total > 0 ? 100 * (prof.fwd[k] + prof.bwd[k]) / total : 0);
+    }
+    fprintf(f, "%-18s %10s %12s %12s %12.2f\n", "all ops", "", "", "", 1e3 * total);
+}
 
 nb_tape *nb_tape_new(void)
 {
@@ -163,7 +231,9 @@ nb_tensor *nb__apply(nb_tape *tp, nb_node *n, int ndim, const int64_t *shape, in
     nb_tensor *out = nb__tensor(tp, n->in[0]->dtype, ndim, shape, !view);
     if (!out) return NULL;
     n->out = out;
+    const double t0 = profiling() ? prof_now() : 0;
     nb_status st = op->forward(tp, n);
+    if (t0) prof.fwd[n->op] += prof_now() - t0, prof.calls[n->op]++;
     if (st) {
         nb__fail(tp, st, "nb_%s: %s", op->name, nb_status_str(st)); /* unless it said more */
         return NULL;
@@ -270,7 +340,9 @@ nb_status nb_backward_from(nb_tape *tp, nb_tensor *y, const nb_tensor *seed)
     for (int i = tp->n_nodes - 1; i >= 0; i--) {
         nb_node *n = &tp->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed back to this op */
+        const double t0 = profiling() ? prof_now() : 0;
         nb_ops[n->op].backward(tp, n);
+        if (t0) prof.bwd[n->op] += prof_now() - t0, prof.bwd_calls[n->op]++;
         if (tp->status) return tp->status;
     }
     return NB_OK;
