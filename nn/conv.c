@@ -46,6 +46,7 @@ int64_t nb_conv_transpose_out_size(int64_t in, int k, int stride, int pad, int o
 /* n->aux of a conv node */
 typedef struct conv_aux {
     nb_conv_cfg cfg;
+    uint64_t seq; /* which forward of its primitives this node ran */
     nb_conv_geom g; /* the plain convolution: for a transposed one, from its output to its input */
     struct conv_prims *prims; /* f32 only */
 } conv_aux;
@@ -74,9 +75,13 @@ static void engine_create(void)
 
 /* One argument of a primitive, in the caller's layout (user) and the primitive's (prim). */
 typedef struct dnn_arg {
-    dnnl_memory_t user, prim;  /* prim == user when the layouts agree */
+    dnnl_memory_t user, prim;  /* prim == user when the layouts agree (and it is no ACC output) */
     dnnl_primitive_t reorder;  /* user→prim for inputs, prim→user for outputs; or NULL */
 } dnn_arg;
+
+/* Outputs either overwrite the caller's buffer or, for gradients, add into it: the primitive
+ * then always writes its own buffer, and a reorder with a sum post-op adds it in. */
+typedef enum { ARG_IN, ARG_OUT, ARG_OUT_ACC } arg_mode;
 
 static void arg_free(dnn_arg *a)
 {
@@ -87,20 +92,30 @@ static void arg_free(dnn_arg *a)
 }
 
 static dnnl_status_t arg_init(dnn_arg *a, const dnnl_memory_desc_t *user_md,
-                              const dnnl_memory_desc_t *prim_md, int output)
+                              const dnnl_memory_desc_t *prim_md, arg_mode mode)
 {
     dnnl_status_t st = dnnl_memory_create(&a->user, user_md, engine, DNNL_MEMORY_NONE);
-    if (st || dnnl_memory_desc_equal(user_md, prim_md)) {
+    if (st || (mode != ARG_OUT_ACC && dnnl_memory_desc_equal(user_md, prim_md))) {
         a->prim = a->user;
         return st;
     }
     if ((st = dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE))) return st;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t sum = NULL;
+    if (mode == ARG_OUT_ACC &&
+        ((st = dnnl_primitive_attr_create(&attr)) || (st = dnnl_post_ops_create(&sum)) ||
+         (st = dnnl_post_ops_append_sum(sum, 1.0f)) || (st = dnnl_primitive_attr_set_post_ops(attr, sum))))
+        goto out;
     dnnl_primitive_desc_t pd;
-    st = output ? dnnl_reorder_primitive_desc_create(&pd, prim_md, engine, user_md, engine, NULL)
-                : dnnl_reorder_primitive_desc_create(&pd, user_md, engine, prim_md, engine, NULL);
-    if (st) return st;
-    st = dnnl_primitive_create(&a->reorder, pd);
-    dnnl_primitive_desc_destroy(pd);
+    st = mode != ARG_IN ? dnnl_reorder_primitive_desc_create(&pd, prim_md, engine, user_md, engine, attr)
+                        : dnnl_reorder_primitive_desc_create(&pd, user_md, engine, prim_md, engine, NULL);
+    if (!st) {
+        st = dnnl_primitive_create(&a->reorder, pd);
+        dnnl_primitive_desc_destroy(pd);
+    }
+out:
+    if (sum) dnnl_post_ops_destroy(sum);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     return st;
 }
 
@@ -112,15 +127,27 @@ static dnnl_status_t run_reorder(dnn_arg *a, int output)
     return dnnl_primitive_execute(a->reorder, stream, 2, args);
 }
 
-/* Points an input at data and reorders it into the primitive's layout. */
-static dnnl_status_t arg_in(dnn_arg *a, const void *data)
+static const dnnl_memory_desc_t *prim_md_of(const dnn_arg *a)
 {
-    dnnl_status_t st = dnnl_memory_set_data_handle(a->user, (void *)data);
-    return st ? st : run_reorder(a, 0);
+    const dnnl_memory_desc_t *md = NULL;
+    dnnl_memory_get_memory_desc(a->prim, &md);
+    return md;
 }
+
+/* One input of a call: its data, and optionally an argument of an earlier primitive that already
+ * holds that data reordered (the forward's source for backward-weights, say): when both want the
+ * same layout the reorder is skipped. */
+typedef struct exec_in {
+    int kind;
+    dnn_arg *arg;
+    const void *data;
+    const dnn_arg *have;
+} exec_in;
 
 typedef struct conv_prims {
     int has_bias, bwd_tried;
+    uint64_t fwd_seq; /* forwards run so far: a backward whose forward was the last one may reuse
+                       * the forward's reordered source and weights */
     dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md; /* the caller's layouts */
     dnnl_primitive_desc_t fwd_pd;
     dnnl_primitive_t fwd, bwd_data, bwd_wei;
@@ -212,10 +239,10 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
             s->dilates, s->pad_l, s->pad_r));
     TRY(dnnl_primitive_desc_create(&c->fwd_pd, &d, NULL, engine, NULL));
     TRY(dnnl_primitive_create(&c->fwd, c->fwd_pd));
-    TRY(arg_init(&c->f_src, &c->src_md, Q(c->fwd_pd, dnnl_query_src_md, 0), 0));
-    TRY(arg_init(&c->f_wei, &c->wei_md, Q(c->fwd_pd, dnnl_query_weights_md, 0), 0));
-    if (s->has_bias) TRY(arg_init(&c->f_bias, &c->bias_md, Q(c->fwd_pd, dnnl_query_weights_md, 1), 0));
-    TRY(arg_init(&c->f_dst, &c->dst_md, Q(c->fwd_pd, dnnl_query_dst_md, 0), 1));
+    TRY(arg_init(&c->f_src, &c->src_md, Q(c->fwd_pd, dnnl_query_src_md, 0), ARG_IN));
+    TRY(arg_init(&c->f_wei, &c->wei_md, Q(c->fwd_pd, dnnl_query_weights_md, 0), ARG_IN));
+    if (s->has_bias) TRY(arg_init(&c->f_bias, &c->bias_md, Q(c->fwd_pd, dnnl_query_weights_md, 1), ARG_IN));
+    TRY(arg_init(&c->f_dst, &c->dst_md, Q(c->fwd_pd, dnnl_query_dst_md, 0), ARG_OUT));
     return c;
 fail:
     *status = st;
@@ -247,32 +274,38 @@ static dnnl_status_t prims_backward(conv_prims *c, const conv_shape *s)
     }
     TRY(dnnl_primitive_desc_create(&dpd, &dd, NULL, engine, c->fwd_pd));
     TRY(dnnl_primitive_create(&c->bwd_data, dpd));
-    TRY(arg_init(&c->d_ddst, &c->dst_md, Q(dpd, dnnl_query_diff_dst_md, 0), 0));
-    TRY(arg_init(&c->d_wei, &c->wei_md, Q(dpd, dnnl_query_weights_md, 0), 0));
-    TRY(arg_init(&c->d_dsrc, &c->src_md, Q(dpd, dnnl_query_diff_src_md, 0), 1));
+    TRY(arg_init(&c->d_ddst, &c->dst_md, Q(dpd, dnnl_query_diff_dst_md, 0), ARG_IN));
+    TRY(arg_init(&c->d_wei, &c->wei_md, Q(dpd, dnnl_query_weights_md, 0), ARG_IN));
+    TRY(arg_init(&c->d_dsrc, &c->src_md, Q(dpd, dnnl_query_diff_src_md, 0), ARG_OUT_ACC));
     TRY(dnnl_primitive_desc_create(&wpd, &wd, NULL, engine, c->fwd_pd));
     TRY(dnnl_primitive_create(&c->bwd_wei, wpd));
-    TRY(arg_init(&c->w_src, &c->src_md, Q(wpd, dnnl_query_src_md, 0), 0));
-    TRY(arg_init(&c->w_ddst, &c->dst_md, Q(wpd, dnnl_query_diff_dst_md, 0), 0));
-    TRY(arg_init(&c->w_dwei, &c->wei_md, Q(wpd, dnnl_query_diff_weights_md, 0), 1));
-    if (s->has_bias) TRY(arg_init(&c->w_dbias, &c->bias_md, Q(wpd, dnnl_query_diff_weights_md, 1), 1));
+    TRY(arg_init(&c->w_src, &c->src_md, Q(wpd, dnnl_query_src_md, 0), ARG_IN));
+    TRY(arg_init(&c->w_ddst, &c->dst_md, Q(wpd, dnnl_query_diff_dst_md, 0), ARG_IN));
+    TRY(arg_init(&c->w_dwei, &c->wei_md, Q(wpd, dnnl_query_diff_weights_md, 0), ARG_OUT_ACC));
+    if (s->has_bias) TRY(arg_init(&c->w_dbias, &c->bias_md, Q(wpd, dnnl_query_diff_weights_md, 1), ARG_OUT_ACC));
 fail:
     if (dpd) dnnl_primitive_desc_destroy(dpd);
     if (wpd) dnnl_primitive_desc_destroy(wpd);
     return st;
 }
 
-/* Runs a primitive: inputs reordered in, outputs reordered out, then waits. */
-static dnnl_status_t execute(dnnl_primitive_t p, int nin, const int *in_kind, dnn_arg **in,
-                             const void **in_data, int nout, const int *out_kind, dnn_arg **out,
-                             void **out_data)
+/* Runs a primitive: inputs reordered in (unless `have` holds them already), outputs reordered
+ * out (added in, for ARG_OUT_ACC), then waits. */
+static dnnl_status_t execute(dnnl_primitive_t p, int nin, const exec_in *in, int nout,
+                             const int *out_kind, dnn_arg **out, void **out_data)
 {
     dnnl_exec_arg_t args[8];
     dnnl_status_t st = dnnl_success;
     int k = 0;
     for (int i = 0; i < nin; i++) {
-        TRY(arg_in(in[i], in_data[i]));
-        args[k++] = (dnnl_exec_arg_t){in_kind[i], in[i]->prim};
+        dnn_arg *a = in[i].arg;
+        if (in[i].have && dnnl_memory_desc_equal(prim_md_of(in[i].have), prim_md_of(a))) {
+            args[k++] = (dnnl_exec_arg_t){in[i].kind, in[i].have->prim};
+            continue;
+        }
+        TRY(dnnl_memory_set_data_handle(a->user, (void *)in[i].data));
+        TRY(run_reorder(a, 0));
+        args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
     }
     for (int i = 0; i < nout; i++) {
         TRY(dnnl_memory_set_data_handle(out[i]->user, out_data[i]));
@@ -341,12 +374,13 @@ nb_status nb_fwd_conv(nb_tape *tp, nb_node *n)
     }
     if (!(aux->prims = prims_for(tp, n))) return tp->status;
     conv_prims *c = aux->prims;
-    dnn_arg *in[3] = {&c->f_src, &c->f_wei, &c->f_bias}, *out[1] = {&c->f_dst};
-    const void *in_data[3] = {x->data, w->data, b ? b->data : NULL};
+    aux->seq = ++c->fwd_seq;
+    const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL},
+                           {DNNL_ARG_WEIGHTS, &c->f_wei, w->data, NULL},
+                           {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL}};
+    dnn_arg *out[1] = {&c->f_dst};
     void *out_data[1] = {y->data};
-    dnnl_status_t st = execute(c->fwd, b ? 3 : 2, (const int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS,
-                               DNNL_ARG_BIAS}, in, in_data, 1, (const int[]){DNNL_ARG_DST}, out,
-                               out_data);
+    dnnl_status_t st = execute(c->fwd, b ? 3 : 2, in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
     return st ? dnn_fail(tp, n, "forward", st) : NB_OK;
 }
 
@@ -374,7 +408,7 @@ static void bwd_f64(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
     if (gb) bias_grad_f64(gy, gb);
 }
 
-/* oneDNN overwrites its outputs; gradients accumulate, so results land in scratch first. */
+/* Gradients accumulate: the outputs are ARG_OUT_ACC arguments, added into gx, gw, gb. */
 static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_tensor *gb)
 {
     conv_aux *aux = n->aux;
@@ -393,36 +427,29 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
         return;
     }
     const nb_tensor *x = n->in[0], *w = n->in[1], *gy = n->out->grad;
+    /* still in the forward's reordered buffers when no other forward used these primitives since */
+    const int fresh = aux->seq == c->fwd_seq;
     if (gx) {
-        nb_tensor *tmp = nb__tensor(tp, gx->dtype, gx->ndim, gx->shape, 1);
-        if (!tmp) return;
-        dnn_arg *in[2] = {&c->d_ddst, &c->d_wei}, *out[1] = {&c->d_dsrc};
-        const void *in_data[2] = {gy->data, w->data};
-        void *out_data[1] = {tmp->data};
-        st = execute(c->bwd_data, 2, (const int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS}, in,
-                     in_data, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data);
-        if (st) {
+        const exec_in in[2] = {{DNNL_ARG_DIFF_DST, &c->d_ddst, gy->data, NULL},
+                               {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL}};
+        dnn_arg *out[1] = {&c->d_dsrc};
+        void *out_data[1] = {gx->data};
+        if ((st = execute(c->bwd_data, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
             dnn_fail(tp, n, "backward data", st);
             return;
         }
-        nb_ew(NB_EW_ACC, gx, tmp, NULL, NULL, 0, 0);
     }
-    if (gw || gb) {
-        nb_tensor *tw = nb__tensor(tp, w->dtype, w->ndim, w->shape, 1);
-        nb_tensor *tb = c->has_bias ? nb__tensor(tp, w->dtype, 1, n->in[2]->shape, 1) : NULL;
+    if (gw || gb) { /* both are computed together; one the caller does not need goes to scratch */
+        nb_tensor *tw = gw ? gw : nb__tensor(tp, w->dtype, w->ndim, w->shape, 1);
+        nb_tensor *tb = !c->has_bias ? NULL : gb ? gb : nb__tensor(tp, w->dtype, 1, n->in[2]->shape, 1);
         if (!tw || (c->has_bias && !tb)) return;
-        dnn_arg *in[2] = {&c->w_src, &c->w_ddst}, *out[2] = {&c->w_dwei, &c->w_dbias};
-        const void *in_data[2] = {x->data, gy->data};
+        const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL},
+                               {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
+        dnn_arg *out[2] = {&c->w_dwei, &c->w_dbias};
         void *out_data[2] = {tw->data, tb ? tb->data : NULL};
-        st = execute(c->bwd_wei, 2, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST}, in, in_data,
-                     tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
+        st = execute(c->bwd_wei, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
                      out_data);
-        if (st) {
-            dnn_fail(tp, n, "backward weights", st);
-            return;
-        }
-        if (gw) nb_ew(NB_EW_ACC, gw, tw, NULL, NULL, 0, 0);
-        if (gb) nb_ew(NB_EW_ACC, gb, tb, NULL, NULL, 0, 0);
+        if (st) dnn_fail(tp, n, "backward weights", st);
     }
 }
 

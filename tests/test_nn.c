@@ -82,6 +82,38 @@ static void test_conv_vs_reference(void)
     nb_tape_free(t32);
 }
 
+/* The same x through two convolutions of one shape (so one set of cached primitives) with
+ * different weights: the backward of the first runs after the second forward, so it must not
+ * reuse the forward's reordered buffers, and both add into x's gradient. */
+static void test_conv_twice(void)
+{
+    for (int transposed = 0; transposed < 2; transposed++) {
+        nb_tape *t64 = nb_tape_new(), *t32 = nb_tape_new();
+        nb_rng r = nb_rng_seed(33);
+        const nb_conv_cfg cfg = {{2, 2}, {1, 1}, {transposed, transposed}, {1, 1}};
+        nb_tensor *x = nb_requires_grad(nb_uniform(t64, &r, NB_F64, NB_SHAPE(3, 5, 9, 11), -1, 1));
+        nb_tensor *w1 = nb_requires_grad(nb_uniform(t64, &r, NB_F64, NB_SHAPE(transposed ? 5 : 4, transposed ? 4 : 5, 3, 3), -1, 1));
+        nb_tensor *w2 = nb_requires_grad(nb_uniform(t64, &r, NB_F64, NB_SHAPE(transposed ? 5 : 4, transposed ? 4 : 5, 3, 3), -1, 1));
+        nb_tensor *x32 = nb_requires_grad(to_f32(t32, x)), *w132 = nb_requires_grad(to_f32(t32, w1));
+        nb_tensor *w232 = nb_requires_grad(to_f32(t32, w2));
+        for (int64_t i = 0; i < nb_numel(x); i++) nb_set(x, i, nb_get(x32, i));
+        for (int64_t i = 0; i < nb_numel(w1); i++) nb_set(w1, i, nb_get(w132, i)), nb_set(w2, i, nb_get(w232, i));
+        nb_tensor *(*conv)(nb_tape *, nb_tensor *, nb_tensor *, nb_tensor *, nb_conv_cfg) =
+            transposed ? nb_conv_transpose2d : nb_conv2d;
+        nb_tensor *y = nb_add(t64, conv(t64, x, w1, NULL, cfg), nb_scale(t64, conv(t64, x, w2, NULL, cfg), 0.5));
+        nb_tensor *y32 = nb_add(t32, conv(t32, x32, w132, NULL, cfg), nb_scale(t32, conv(t32, x32, w232, NULL, cfg), 0.5));
+        nb_tensor *u = nb_uniform(t64, &r, NB_F64, y->ndim, y->shape, -1, 1), *u32 = to_f32(t32, u);
+        for (int64_t i = 0; i < nb_numel(u); i++) nb_set(u, i, nb_get(u32, i));
+        nb_status s1 = nb_backward_from(t64, y, u), s2 = nb_backward_from(t32, y32, u32);
+        const double ex = rel_err(x32->grad, x->grad), e1 = rel_err(w132->grad, w1->grad), e2 = rel_err(w232->grad, w2->grad);
+        ok(!s1 && !s2 && ex < 1e-5 && e1 < 1e-5 && e2 < 1e-5,
+           "%s used twice with one shape: gradients add up and stay per node (dx %.1e, dw1 %.1e, dw2 %.1e)",
+           transposed ? "conv_transpose2d" : "conv2d", ex, e1, e2);
+        nb_tape_free(t64);
+        nb_tape_free(t32);
+    }
+}
+
 static void test_linear_vs_reference(void)
 {
     nb_tape *tp = nb_tape_new();
@@ -268,6 +300,7 @@ static void test_optim_guard(void)
 int main(void)
 {
     test_conv_vs_reference();
+    test_conv_twice();
     test_linear_vs_reference();
     test_losses_vs_formula();
     test_kl_monte_carlo();
