@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "apps/app.h"
+#include "tensor/error.h"
 
 int app_fail(const char *cmd, const char *what)
 {
@@ -66,7 +67,9 @@ int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_f
         }
         if (!strcmp(argv[i], "--preset") || !strcmp(argv[i], "--config")) {
             if (i + 1 == argc) return app_usage(cmd, "%s needs a value", argv[i]);
-            *(argv[i][2] == 'p' ? &preset : &config) = argv[++i];
+            const char **slot = argv[i][2] == 'p' ? &preset : &config;
+            *slot = argv[i + 1];
+            i++;
         }
     }
     if (preset && nb_train_preset(cfg, preset)) return app_usage(cmd, "%s", nb_last_error());
@@ -154,8 +157,8 @@ nb_status app_out_path(const char *dir, const char *name, char *buf, size_t size
 const char *app_checkpoint(const app_flag *flags, int nflags, const nb_train_cfg *cfg, char *buf,
                            size_t size)
 {
-    const char *c = app_flag_str(flags, nflags, "checkpoint");
-    if (c) return c;
+    for (int i = 0; i < nflags; i++) /* its default in --help is a description, not a path */
+        if (!strcmp(flags[i].name, "checkpoint") && flags[i].count) return flags[i].value[0];
     snprintf(buf, size, "%s/checkpoint.safetensors", cfg->out);
     return buf;
 }

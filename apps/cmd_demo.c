@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "tensor/error.h"
 
 enum { MAX_ARGS = 96 };
 

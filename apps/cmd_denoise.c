@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "tensor/error.h"
 #include "apps/image.h"
 #include "apps/plot.h"
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "tensor/error.h"
 #include "apps/image.h"
 #include "apps/linalg.h"
 #include "apps/plot.h"

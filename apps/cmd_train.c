@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "tensor/error.h"
 #include "apps/plot.h"
 
 enum { MAX_EPOCHS = 4096 };

@@ -284,7 +284,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
     nb_batcher_epoch(&bt, t->epoch); /* the order depends on (seed, epoch) only */
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
     const int tty = c->progress < 0 ? isatty(2) : c->progress;
-    const int64_t every = tty ? 1 : (nbatch >= 10 ? nbatch / 10 : 1);
+    const int64_t every = tty ? 1 : (nbatch + 3) / 4; /* not a terminal: a line per quarter */
     const double t0 = now_s();
     double sum_loss = 0, sum_recon = 0, sum_kl = 0;
     int64_t seen = 0, b, i = 0;
