@@ -160,7 +160,8 @@ int cmd_sample(int argc, char **argv)
     nb_rng r = nb_rng_seed(s.cfg.seed);
     const int cvae = m->cfg.kind == NB_CVAE, K = m->cfg.nclasses;
     const int64_t rows = cvae ? K : n, count = rows * n;
-    nb_tensor *y = NULL, *z = nb_randn(s.tp, &r, NB_F32, NB_SHAPE(n, m->cfg.latent));
+    /* a VAE: one code per cell; a CVAE: one code per column, shared down the classes */
+    nb_tensor *y = NULL, *z = nb_randn(s.tp, &r, NB_F32, NB_SHAPE(cvae ? n : count, m->cfg.latent));
     if (cvae) { /* row c: class c; column j: the shared code z_j */
         int *lab = malloc((size_t)count * sizeof *lab);
         for (int64_t i = 0; i < count; i++) lab[i] = (int)(i / n);
@@ -180,7 +181,7 @@ int cmd_sample(int argc, char **argv)
     FILE *f = rc ? NULL : open_csv(&s, cvae ? "samples_by_class.csv" : "samples.csv", "row,column,class,z");
     for (int64_t i = 0; f && i < count; i++) {
         fprintf(f, "%lld,%lld,%d,", (long long)(i / n), (long long)(i % n), cvae ? (int)(i / n) : -1);
-        for (int j = 0; j < m->cfg.latent; j++) fprintf(f, "%s%.5f", j ? " " : "", nb_get(z, (i % n) * m->cfg.latent + j));
+        for (int j = 0; j < m->cfg.latent; j++) fprintf(f, "%s%.5f", j ? " " : "", nb_get(z, i * m->cfg.latent + j));
         fprintf(f, "\n");
     }
     if (f) fclose(f);

@@ -65,6 +65,53 @@ def png_size(path):
     return w, h, channels
 
 
+def png_pixels(path):
+    """The grey or RGB rows of an 8-bit PNG (filters undone), as lists of bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, idat, w, h, ch = 8, b"", 0, 0, 1
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, _, ctype = struct.unpack(">IIBB", body[:10])
+            ch = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, rows, prev = zlib.decompress(idat), w * ch, [], bytearray(w * ch)
+    for y in range(h):
+        ft, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - ch] if i >= ch else 0
+            b, c = prev[i], prev[i - ch] if i >= ch else 0
+            if ft == 1:
+                line[i] = (line[i] + a) & 255
+            elif ft == 2:
+                line[i] = (line[i] + b) & 255
+            elif ft == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return rows
+
+
+def cells_drawn(path, n_rows, n_cols, pad=2, scale=2, size=28):
+    """How many cells of a grey image grid hold a picture: not one flat value (an empty cell is
+    all border colour, a dead decoder all black)."""
+    rows, cell, drawn = png_pixels(path), size * scale, 0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            y0, x0 = pad + r * (cell + pad), pad + c * (cell + pad)
+            values = {rows[y][x] for y in range(y0, y0 + cell) for x in range(x0, x0 + cell)}
+            drawn += len(values) > 8
+    return drawn
+
+
 def csv_rows(path):
     try:
         with open(path) as f:
@@ -112,6 +159,8 @@ def main():
         p = run("sample", "--out", out, "--n", "5")
         ok(p.returncode == 0 and png_dims(os.path.join(out, "samples.png")) == grid(5, 5), "sample: a 5x5 grid")
         ok(len(csv_rows(os.path.join(out, "samples.csv"))) == 25, "sample: 25 CSV rows")
+        ok(p.returncode == 0 and cells_drawn(os.path.join(out, "samples.png"), 5, 5) == 25,
+           "sample: every cell of the grid holds a decoded image")
 
         p = run("interpolate", "--out", out, "--data", DATA, "--n", "7")
         ok(p.returncode == 0 and png_dims(os.path.join(out, "interpolation.png")) == grid(1, 7),
@@ -129,6 +178,8 @@ def main():
         p = run("manifold", "--out", out2, "--n", "8")
         ok(p.returncode == 0 and png_dims(os.path.join(out2, "manifold.png")) == grid(8, 8), "manifold: an 8x8 grid")
         ok(len(csv_rows(os.path.join(out2, "manifold.csv"))) == 64, "manifold: 64 CSV rows")
+        ok(p.returncode == 0 and cells_drawn(os.path.join(out2, "manifold.png"), 8, 8) == 64,
+           "manifold: every cell holds a decoded image")
 
         out3 = os.path.join(tmp, "cvae")
         p = run("train", *TINY, "--model", "cvae", "--out", out3)
