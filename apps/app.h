@@ -68,6 +68,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
 int cmd_manifold(int argc, char **argv);
 int cmd_scatter(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
 int cmd_denoise(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

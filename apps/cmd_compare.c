@@ -22,6 +22,10 @@
 
 enum { MAX_ARGS = 96, NSHOW = 8, PCA_K = 32, FIT_CODES = 10000 };
 
+/* Section 4's corruption: a 20x20 square hides most of the garment, so that many clean images
+ * fit what is left (with 90% dropout the silhouette still shows through the scattered pixels). */
+#define LESSON_CORRUPT "block:20"
+
 static const int ae_dims[] = {2, 4, 8, 16, 32};
 static const int vae_dims[] = {2, 5, 10, 20};
 enum { NAE = sizeof ae_dims / sizeof ae_dims[0], NVAE = sizeof vae_dims / sizeof vae_dims[0] };
@@ -122,7 +126,7 @@ static int ae_vs_pca(lesson *L, app_model *ae, app_model *vae)
         pca_mse[k] /= (double)ntest;
         rows[1 + k] = pr, ones[1 + k] = 1;
         nb_eval e;
-        if (nb_model_evaluate(&ae[k].m, &L->test, 500, NB_BIN_NONE, 1, &e)) rc = app_fail("compare", "evaluate");
+        if (nb_model_evaluate(&ae[k].m, &L->test, 500, NB_BIN_NONE, NULL, 1, &e)) rc = app_fail("compare", "evaluate");
         ae_mse[k] = e.mse;
         nb_tensor *mu, *lv;
         nb_model_encode(L->tp, &ae[k].m, show, NULL, &mu, &lv);
@@ -169,20 +173,25 @@ static int ae_vs_pca(lesson *L, app_model *ae, app_model *vae)
             for (int j = 0; j < d; j++) nb_set(zs, s * d + j, out[j]);
         }
         nb_tensor *ae_s = nb_model_mean(L->tp, &ae[k16].m, nb_model_decode(L->tp, &ae[k16].m, zs, NULL));
-        nb_tensor *vae_s = nb_model_sample(L->tp, &vae->m, 64, NULL, &r);
-        if (!ae_s || !vae_s) rc = fail_tape(L);
-        const nb_tensor *grids[2] = {ae_s, vae_s};
-        if (!rc) rc = write_png(L, "ae_gaussian_vs_vae.png", 2, grids, (const int[]){8, 8}, 8);
+        nb_tensor *ae_prior = nb_model_sample(L->tp, &ae[k16].m, 32, NULL, &r); /* z ~ N(0, I) */
+        nb_tensor *vae_s = nb_model_sample(L->tp, &vae->m, 32, NULL, &r);
+        if (!ae_s || !ae_prior || !vae_s) rc = fail_tape(L);
+        const nb_tensor *grids[3] = {ae_s, ae_prior, vae_s};
+        if (!rc) rc = write_png(L, "ae_gaussian_vs_vae.png", 3, grids, (const int[]){8, 4, 4}, 8);
         if (!rc)
-            fprintf(L->md, "## 2. Generating from an autoencoder\n\nTop: a full-covariance Gaussian N(μ̂, Σ̂) "
-                           "(Cholesky factor from LAPACK) fitted to %lld training codes of the d = %d AE, sampled "
-                           "and decoded. Bottom: samples from the prior of the d = %d VAE.\n\n"
+            fprintf(L->md, "## 2. Generating from an autoencoder\n\nTop (8 rows): a full-covariance Gaussian "
+                           "N(μ̂, Σ̂) (Cholesky factor from LAPACK) fitted to %lld training codes of the d = %d AE, "
+                           "sampled and decoded. Middle (4 rows): the same AE decoding z ~ N(0, I). Bottom (4 rows): "
+                           "samples from the prior of the d = %d VAE.\n\n"
                            "![AE with a fitted Gaussian against VAE samples](ae_gaussian_vs_vae.png)\n\n"
-                           "Why the top row fails: nothing in the AE's loss shapes where its codes lie. They sit "
-                           "on a thin, curved set that a single Gaussian covers badly, so most Gaussian samples "
-                           "land where the decoder never saw a code and decodes nonsense or blends of classes. "
-                           "The VAE's KL term pulls its codes towards N(0, I) and its decoder is trained on "
-                           "noisy codes all around them, so prior samples decode to plausible images.\n\n",
+                           "Nothing in the AE's loss says where its codes should lie. Decoding N(0, I) shows it: "
+                           "the codes live at another scale and in another place, and the decoder has never seen "
+                           "these points. Fitting a Gaussian to the codes repairs the scale and the correlations, "
+                           "but not the shape: the codes form clusters on a curved set, one Gaussian also covers "
+                           "the space between them, and samples from there decode to blends of classes and "
+                           "smeared shapes beside the good ones. The VAE's KL term pulls its codes towards "
+                           "N(0, I) and its decoder is trained on noisy codes all around them, so its prior "
+                           "samples land where the decoder knows what to draw.\n\n",
                     (long long)nfit, d, vae->cfg.model.latent);
     }
     free(codes), free(all), free(mean), free(comp), free(idx);
@@ -211,7 +220,7 @@ static int vae_samples(lesson *L, app_model *vae)
                    "| d | test -ELBO | KL | active units | KL per dimension |\n|---|---|---|---|---|\n");
     for (int k = 0; k < NVAE; k++) {
         nb_eval e;
-        if (nb_model_evaluate(&vae[k].m, &L->test, 500, NB_BIN_NONE, 1, &e)) return app_fail("compare", "evaluate");
+        if (nb_model_evaluate(&vae[k].m, &L->test, 500, NB_BIN_NONE, NULL, 1, &e)) return app_fail("compare", "evaluate");
         double kd[256];
         const int d = e.latent < 256 ? e.latent : 256;
         memcpy(kd, e.kl_dim, (size_t)d * sizeof *kd);
@@ -240,7 +249,7 @@ static int mse_average(lesson *L, app_model *dae, app_model *dvae)
     nb_tape_reset(L->tp);
     nb_tensor *x = test_images(L, NIMG);
     nb_corruption c;
-    nb_corruption_parse(&c, "dropout:0.9");
+    nb_corruption_parse(&c, LESSON_CORRUPT);
     nb_rng r = nb_rng_seed(3);
     nb_tensor *xc = nb_corrupt(L->tp, &c, x, 1, 28, 28, &r), *mu, *lv, *mu2, *lv2;
     nb_model_encode(L->tp, &dae->m, xc, NULL, &mu, &lv);
@@ -272,13 +281,15 @@ static int mse_average(lesson *L, app_model *dae, app_model *dvae)
         }
     int rc = write_png(L, "mse_gives_the_average.png", 1, (const nb_tensor *const *)&grid, (const int[]){NIMG}, cols);
     if (!rc)
-        fprintf(L->md, "## 4. MSE gives the average\n\nEach row: a test image, the same with 90%% of its pixels "
-                       "dropped, the denoising AE's output (trained with squared error), %d completions drawn "
-                       "from the posterior of a VAE trained on the same corruption, and the pixel mean of those "
-                       "completions.\n\n![MSE gives the average](mse_gives_the_average.png)\n\n"
-                       "With 90%% of the pixels gone many clean images fit the input. Squared error is "
-                       "minimised by their average, so the DAE draws a smooth, blurry compromise; the VAE "
-                       "draws distinct plausible images instead, and only their mean looks like the DAE.\n\n",
+        fprintf(L->md, "## 4. MSE gives the average\n\nEach row: a test image, the same with a 20x20 square "
+                       "blanked out, the denoising AE's output (trained with squared error), %d completions "
+                       "drawn from the posterior of a VAE trained on the same corruption, and the pixel mean of "
+                       "those completions.\n\n![MSE gives the average](mse_gives_the_average.png)\n\n"
+                       "When most of a garment is hidden, many clean images fit what is left. Squared error is "
+                       "minimised by their average, so the DAE draws one smooth compromise. The VAE's posterior "
+                       "keeps the uncertainty: its draws differ where the input says little, and the mean of "
+                       "the draws is the same kind of average the DAE gives. (Each draw is itself a decoder "
+                       "mean, so the draws are blurrier than real images.)\n\n",
                 NDRAW);
     return rc;
 }
@@ -323,10 +334,10 @@ int cmd_compare(int argc, char **argv)
         snprintf(dval, sizeof dval, "%d", vae_dims[k]);
         rc = train(&L, dname, (const char *[]){"--model", "vae", "--latent", dval, NULL}, &vae[k]);
     }
-    if (!rc) rc = train(&L, "dae_dropout90", (const char *[]){"--model", "dae", "--decoder", "gaussian", "--latent", "20",
-                                                               "--corrupt", "dropout:0.9", NULL}, &dae);
-    if (!rc) rc = train(&L, "vae_dropout90", (const char *[]){"--model", "vae", "--latent", "20", "--corrupt",
-                                                               "dropout:0.9", NULL}, &dvae);
+    if (!rc) rc = train(&L, "dae_block20", (const char *[]){"--model", "dae", "--decoder", "gaussian", "--latent", "20",
+                                                             "--corrupt", LESSON_CORRUPT, NULL}, &dae);
+    if (!rc) rc = train(&L, "vae_block20", (const char *[]){"--model", "vae", "--latent", "20", "--corrupt",
+                                                             LESSON_CORRUPT, NULL}, &dvae);
     if (!rc) rc = ae_vs_pca(&L, ae, &vae[NVAE - 1]);
     if (!rc) rc = vae_samples(&L, vae);
     if (!rc) rc = mse_average(&L, &dae, &dvae);

@@ -426,3 +426,51 @@ int cmd_scatter(int argc, char **argv)
     close_session(&s);
     return rc;
 }
+
+/* ---- evaluate ------------------------------------------------------------------------------ */
+
+int cmd_evaluate(int argc, char **argv)
+{
+    app_flag flags[] = {
+        {.name = "checkpoint", .help = "the trained model", .def = "<out>/checkpoint.safetensors"},
+        {.name = "k", .help = "importance samples for log p(x) (VAEs; 0: skip)", .def = "100"},
+        {.name = "n", .help = "test images for log p(x) (0: all)", .def = "1000"},
+    };
+    const int nf = sizeof flags / sizeof flags[0];
+    session s;
+    int rc = open_session(&s, "evaluate", argc, argv, "Test-set metrics in nats per image (-ELBO, reconstruction, "
+                          "KL, bits/dim, active units, KL per latent dimension) and, for a VAE, the importance-"
+                          "sampled log-likelihood with its standard error (evaluate.csv).", flags, nf, 1);
+    if (rc) return rc < 0 ? APP_OK : rc;
+    int bad = 0;
+    const long k = app_flag_long(flags, nf, "k", 100, &bad), n = app_flag_long(flags, nf, "n", 1000, &bad);
+    if (bad) {
+        close_session(&s);
+        return app_usage("evaluate", "--k and --n take non-negative integers");
+    }
+    const nb_model *m = &s.am.m;
+    nb_eval e;
+    double ll = NAN, se = NAN;
+    if (nb_model_evaluate(m, &s.test, 500, s.am.cfg.binarize, &s.am.cfg.corrupt, s.cfg.seed, &e) ||
+        (nb_model_is_vae(m) && k > 0 &&
+         nb_model_log_likelihood(m, &s.test, n, (int)k, s.am.cfg.binarize, s.cfg.seed, &ll, &se))) {
+        close_session(&s);
+        return app_fail("evaluate", NULL);
+    }
+    printf("%lld test images: -ELBO %.2f = reconstruction %.2f + KL %.2f nats per image, %.4f bits/dim, "
+           "squared error %.2f, %d/%d active units\n", (long long)e.n, e.elbo_loss, e.recon, e.kl, e.bits_per_dim,
+           e.mse, e.active_units, e.latent);
+    if (isfinite(ll))
+        printf("log p(x) >= %.2f ± %.2f nats per image (importance sampling, k = %ld, %ld images)\n", ll, se, k,
+               n ? n : (long)s.test.n);
+    FILE *f = open_csv(&s, "evaluate.csv", "metric,value");
+    if (f) {
+        fprintf(f, "images,%lld\nelbo_loss,%.6f\nrecon,%.6f\nkl,%.6f\nbits_per_dim,%.6f\nmse,%.6f\nactive_units,%d\n",
+                (long long)e.n, e.elbo_loss, e.recon, e.kl, e.bits_per_dim, e.mse, e.active_units);
+        for (int j = 0; j < e.latent && j < 256; j++) fprintf(f, "kl_dim_%d,%.6f\n", j, e.kl_dim[j]);
+        if (isfinite(ll)) fprintf(f, "log_likelihood_k%ld,%.6f\nlog_likelihood_stderr,%.6f\n", k, ll, se);
+        fclose(f);
+    }
+    close_session(&s);
+    return f ? APP_OK : app_fail("evaluate", NULL);
+}

@@ -11,6 +11,7 @@ static const app_cmd commands[] = {
     {"interpolate", "decode along the line between the codes of two test images", cmd_interpolate},
     {"manifold", "the learned 2-D latent manifold (Kingma & Welling, fig. 4)", cmd_manifold},
     {"scatter", "test-set codes coloured by label", cmd_scatter},
+    {"evaluate", "test-set metrics and the importance-sampled log-likelihood", cmd_evaluate},
     {"denoise", "clean / corrupted / denoised rows for each corruption, and the 2-D toy", cmd_denoise},
     {"compare", "the side-by-side lesson: AE, PCA, VAE, DAE, collapse diagnostics", cmd_compare},
     {"demo", "train a VAE on Fashion-MNIST and write pictures and a report", cmd_demo},

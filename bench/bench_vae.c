@@ -133,7 +133,7 @@ int main(int argc, char **argv)
                1e3 * t_bwd / (double)steps, 1e3 * t_opt / (double)steps);
         if (eval) {
             nb_eval e;
-            nb_model_evaluate(&m, &test, 500, NB_BIN_NONE, 1, &e);
+            nb_model_evaluate(&m, &test, 500, NB_BIN_NONE, NULL, 1, &e);
             printf(", \"test_loss\": %.4f", e.elbo_loss);
         }
         printf("}\n");

@@ -82,7 +82,8 @@ def main():
         rows, _ = run_json(nabla_cmd(args.build, "mlp", 1, 1, ["--train-size", "512", "--steps", "4"]), env)
         rows2, _ = run_json(nabla_cmd(args.build, "conv", 1, 1, ["--train-size", "256", "--steps", "2", "--no-eval"]), env)
         floor, _ = run_json([os.path.join(args.build, "bench", "bench_vae"), "--gemm-floor", "--threads", "1"], env)
-        ok = rows and "test_loss" in rows[0] and rows2 and floor and "gemm_floor_ms" in floor[0]
+        layers, _ = run_json([os.path.join(args.build, "bench", "bench_layers"), "--threads", "1", "--reps", "2"], env)
+        ok = rows and "test_loss" in rows[0] and rows2 and floor and "gemm_floor_ms" in floor[0] and len(layers) == 6
         print("1..1")
         print(("ok" if ok else "not ok") + f" 1 - bench runner smoke: nabla MLP and conv steps ran, "
               f"{rows[0].get('seconds', 0):.3f} s for {rows[0].get('steps', 0)} MLP steps")
@@ -116,6 +117,14 @@ def main():
             print(f"rep {rep + 1}/{args.reps}, threads {threads} done", file=sys.stderr, flush=True)
         floor, _ = run_json([os.path.join(args.build, "bench", "bench_vae"), "--gemm-floor", "--threads", "2"], env)
         add(("mlp", 2, "gemm_floor_ms"), "nabla", floor[0]["gemm_floor_ms"])
+        # single layers at the VAE's shapes, forward and backward
+        sides = [("nabla", [os.path.join(args.build, "bench", "bench_layers"), "--threads", "2"]),
+                 ("torch", ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_layers.py"), "--threads", "2"])]
+        for side, cmd in (sides if rep % 2 == 0 else sides[::-1]):
+            rows, _ = run_json(cmd, env)
+            for r in rows:
+                add(("layer", r["layer"], "fwd"), side, r["ms_forward"])
+                add(("layer", r["layer"], "bwd"), side, r["ms_backward"])
 
     # the loss-equivalence row: the full MLP recipe for --epochs, once each, same seed
     curves = {}
@@ -164,6 +173,15 @@ def main():
     if s1 and s2:
         w(f"| MLP VAE step, 1 thread / 2 threads | 1→2 | {med(s1['nabla']) / med(s2['nabla']):.2f}x | "
           f"{med(s1['torch']) / med(s2['torch']):.2f}x | |")
+    w("")
+    w("Single layers at the VAE's shapes (batch 128, 2 threads), median milliseconds:")
+    w("")
+    w("| layer | nabla forward | PyTorch forward | ratio | nabla backward | PyTorch backward | ratio |")
+    w("|---|---|---|---|---|---|---|")
+    for key in [k for k in results if k[0] == "layer" and k[2] == "fwd"]:
+        f, b = results[key], results[("layer", key[1], "bwd")]
+        w(f"| {key[1]} | {med(f['nabla']):.3f} | {med(f['torch']):.3f} | {med(f['nabla']) / med(f['torch']):.2f} | "
+          f"{med(b['nabla']):.3f} | {med(b['torch']):.3f} | {med(b['nabla']) / med(b['torch']):.2f} |")
     w("")
     w(f"Test -ELBO (nats per image) after each epoch, MLP VAE, 2 threads:")
     w("")

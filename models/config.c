@@ -117,7 +117,7 @@ static nb_status bad(const char *key, const char *value, const char *want)
 nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
 {
     const key_def *k = find_key(key);
-    if (!k) return nb_error(NB_ERR_ARG, "unknown option '%s' (see --help)", key);
+    if (!k) return nb_error(NB_ERR_ARG, "unknown option '%s'", key);
     char *p = (char *)c + k->off;
     int64_t i;
     double d;

@@ -32,7 +32,7 @@ static nb_status tape_error(nb_tape *tp, const char *what)
 }
 
 nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
-                            uint64_t seed, nb_eval *e)
+                            const nb_corruption *corrupt, uint64_t seed, nb_eval *e)
 {
     memset(e, 0, sizeof *e);
     const int d = m->cfg.latent, vae = nb_model_is_vae(m);
@@ -52,6 +52,8 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
         nb_tensor *x, *y;
         if ((st = load_batch(tp, m, ds, idx, b, bin, &rng, &x, &y))) break;
         nb_batch batch_ = {x, x, y};
+        if (corrupt && corrupt->n)
+            batch_.input = nb_corrupt(tp, corrupt, x, m->cfg.channels, m->cfg.height, m->cfg.width, &rng);
         nb_loss_opts o = {.beta = 1, .rng = &rng};
         nb_loss_terms t;
         if (nb_model_loss(tp, m, &batch_, &o, &t)) {

@@ -166,9 +166,12 @@ typedef struct nb_eval {
     double kl_dim[256];   /* mean KL per latent dim (first 256) */
 } nb_eval;
 
-/* Evaluates on every image of ds (no binarisation unless bin says). */
+/* Evaluates on every image of ds (no binarisation unless bin says). A model trained to denoise
+ * is judged as it was trained: on inputs corrupted by `corrupt` (drawn from seed), against the
+ * clean images; NULL or no corruption feeds the clean images. */
 NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch,
-                                   nb_binarize bin, uint64_t seed, nb_eval *e);
+                                   nb_binarize bin, const nb_corruption *corrupt, uint64_t seed,
+                                   nb_eval *e);
 /* Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
  * standard error over images, in nats; logsumexp in f64. VAEs only. */
 NB_API nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count,

@@ -385,7 +385,7 @@ nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, v
         log.epoch = t->epoch;
         log.step = t->step;
         nb_rng ev = stream(c->seed, STREAM_EVAL, (uint64_t)t->epoch);
-        if ((st = nb_model_evaluate(&t->model, &t->test, c->eval_batch, c->binarize, ev.key, &log.test))) return st;
+        if ((st = nb_model_evaluate(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key, &log.test))) return st;
         csv_row(t->csv, &log);
         if ((st = nb_checkpoint_save(ckpt, t->ps, t->optim, c, t->epoch, t->step))) return st;
         if (on_epoch) on_epoch(&log, ctx);

@@ -171,6 +171,12 @@ def main():
         ok(p.returncode == 0 and png_size(os.path.join(out, "scatter.png")) is not None, "scatter: PCA of 20-D codes drawn")
         ok(len(csv_rows(os.path.join(out, "scatter.csv"))) == 200, "scatter: 200 CSV rows")
 
+        p = run("evaluate", "--out", out, "--data", DATA, "--k", "20", "--n", "64")
+        rows = {r["metric"]: float(r["value"]) for r in csv_rows(os.path.join(out, "evaluate.csv"))}
+        ok(p.returncode == 0 and rows.get("log_likelihood_k20", 0) < 0 and
+           -rows["log_likelihood_k20"] <= rows["elbo_loss"] * 1.02 and "kl_dim_19" in rows,
+           f"evaluate: metrics, KL per dimension and log p(x) ({rows.get('log_likelihood_k20')}) near the ELBO")
+
         p = run("manifold", "--out", out)
         ok(p.returncode == 1 and "latent 2" in p.stderr, "manifold refuses a 20-D latent with a clear message")
         out2 = os.path.join(tmp, "vae2d")

@@ -47,7 +47,7 @@ static void test_log_likelihood(void)
     const int R = 40;
     for (int rep = 0; rep < R; rep++) {
         nb_eval e;
-        nb_model_evaluate(&m, &ds, 64, NB_BIN_NONE, 100 + rep, &e);
+        nb_model_evaluate(&m, &ds, 64, NB_BIN_NONE, NULL, 100 + rep, &e);
         elbo += -e.elbo_loss / R, elbo2 += e.elbo_loss * e.elbo_loss / R;
     }
     const double elbo_se = sqrt(fmax(0, elbo2 - elbo * elbo) / R);

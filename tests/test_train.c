@@ -30,7 +30,7 @@ static nb_train_cfg small(const char *out)
 static double test_loss(const nb_trainer *t)
 {
     nb_eval e;
-    nb_model_evaluate(nb_trainer_model(t), nb_trainer_data(t, 1), 256, NB_BIN_NONE, 5, &e);
+    nb_model_evaluate(nb_trainer_model(t), nb_trainer_data(t, 1), 256, NB_BIN_NONE, &nb_trainer_cfg(t)->corrupt, 5, &e);
     return e.elbo_loss;
 }
 
