@@ -22,9 +22,9 @@
 
 enum { MAX_ARGS = 96, NSHOW = 8, PCA_K = 32, FIT_CODES = 10000 };
 
-/* Section 4's corruption: a 20x20 square hides most of the garment, so that many clean images
+/* Section 4's corruption: a 24x24 square leaves a frame of 4 pixels, so that many clean images
  * fit what is left (with 90% dropout the silhouette still shows through the scattered pixels). */
-#define LESSON_CORRUPT "block:20"
+#define LESSON_CORRUPT "block:24"
 
 static const int ae_dims[] = {2, 4, 8, 16, 32};
 static const int vae_dims[] = {2, 5, 10, 20};
@@ -281,7 +281,7 @@ static int mse_average(lesson *L, app_model *dae, app_model *dvae)
         }
     int rc = write_png(L, "mse_gives_the_average.png", 1, (const nb_tensor *const *)&grid, (const int[]){NIMG}, cols);
     if (!rc)
-        fprintf(L->md, "## 4. MSE gives the average\n\nEach row: a test image, the same with a 20x20 square "
+        fprintf(L->md, "## 4. MSE gives the average\n\nEach row: a test image, the same with a 24x24 square "
                        "blanked out, the denoising AE's output (trained with squared error), %d completions "
                        "drawn from the posterior of a VAE trained on the same corruption, and the pixel mean of "
                        "those completions.\n\n![MSE gives the average](mse_gives_the_average.png)\n\n"
@@ -334,9 +334,9 @@ int cmd_compare(int argc, char **argv)
         snprintf(dval, sizeof dval, "%d", vae_dims[k]);
         rc = train(&L, dname, (const char *[]){"--model", "vae", "--latent", dval, NULL}, &vae[k]);
     }
-    if (!rc) rc = train(&L, "dae_block20", (const char *[]){"--model", "dae", "--decoder", "gaussian", "--latent", "20",
+    if (!rc) rc = train(&L, "dae_block24", (const char *[]){"--model", "dae", "--decoder", "gaussian", "--latent", "20",
                                                              "--corrupt", LESSON_CORRUPT, NULL}, &dae);
-    if (!rc) rc = train(&L, "vae_block20", (const char *[]){"--model", "vae", "--latent", "20", "--corrupt",
+    if (!rc) rc = train(&L, "vae_block24", (const char *[]){"--model", "vae", "--latent", "20", "--corrupt",
                                                              LESSON_CORRUPT, NULL}, &dvae);
     if (!rc) rc = ae_vs_pca(&L, ae, &vae[NVAE - 1]);
     if (!rc) rc = vae_samples(&L, vae);

@@ -187,7 +187,7 @@ nb_status nb_optim_step(nb_optim *o)
         const int64_t i0 = ch * CHUNK, len = o->n - i0 < CHUNK ? o->n - i0 : CHUNK;
         const int64_t off = i0 * (int64_t)es;
         char *pp = (char *)p + off, *s0 = o->state[0] ? (char *)o->state[0] + off : NULL;
-        const char *gg = (const char *)g + off;
+        char *gg = (char *)g + off;
         switch (c->kind) {
         case NB_SGD: k->sgd(len, pp, gg, s0, &a); break;
         case NB_ADAM:
@@ -195,8 +195,7 @@ nb_status nb_optim_step(nb_optim *o)
         case NB_ADAGRAD: k->adagrad(len, pp, gg, s0, &a); break;
         }
     }
-    o->steps = t;
-    nb_params_zero_grad(o->ps);
+    o->steps = t; /* the kernels zeroed the gradients */
     return NB_OK;
 }
 

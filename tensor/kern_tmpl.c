@@ -303,12 +303,12 @@ static void r_sumsq(int64_t n, const void *A, double *acc)
     *acc += t;
 }
 
-/* The optimizer updates, in the order PyTorch 1.13 evaluates them (torch/optim/sgd.py, adam.py, ...), so that
- * results match it to rounding. Flags are loop-invariant; the compiler unswitches them. */
-static void o_sgd(int64_t n, void *P, const void *G, void *B, const nb_optim_args *o)
+/* The optimizer updates, in the order PyTorch 1.13 evaluates them. Each zeroes the gradient it
+ * read: the next step's backward adds into zeros without another pass over memory. (torch/optim/sgd.py, adam.py, ...), so that results
+ * match it to rounding. Flags are loop-invariant; the compiler unswitches them. */
+static void o_sgd(int64_t n, void *P, void *G, void *B, const nb_optim_args *o)
 {
-    real *p = P, *buf = B;
-    const real *g = G;
+    real *p = P, *buf = B, *g = G;
     const real lr = (real)o->lr, wd = (real)o->weight_decay, mom = (real)o->momentum;
     const real keep = (real)(1 - o->dampening);
     for (int64_t i = 0; i < n; i++) {
@@ -318,18 +318,19 @@ static void o_sgd(int64_t n, void *P, const void *G, void *B, const nb_optim_arg
             d = o->nesterov ? d + mom * buf[i] : buf[i];
         }
         p[i] += -lr * d;
+        g[i] = 0;
     }
 }
 
-static void o_adam(int64_t n, void *P, const void *G, void *M, void *V, const nb_optim_args *o)
+static void o_adam(int64_t n, void *P, void *G, void *M, void *V, const nb_optim_args *o)
 {
-    real *p = P, *m = M, *v = V;
-    const real *g = G;
+    real *p = P, *m = M, *v = V, *g = G;
     const real wd = (real)o->weight_decay, b1 = (real)o->beta1, b2 = (real)o->beta2;
     const real decay = (real)(1 - o->lr * o->weight_decay), eps = (real)o->eps;
     const real step = (real)o->step_size, bc2 = (real)o->bc2_sqrt;
     for (int64_t i = 0; i < n; i++) {
         real gi = g[i];
+        g[i] = 0;
         if (o->decoupled)
             p[i] *= decay; /* AdamW */
         else if (wd != 0)
@@ -341,13 +342,13 @@ static void o_adam(int64_t n, void *P, const void *G, void *M, void *V, const nb
     }
 }
 
-static void o_adagrad(int64_t n, void *P, const void *G, void *S, const nb_optim_args *o)
+static void o_adagrad(int64_t n, void *P, void *G, void *S, const nb_optim_args *o)
 {
-    real *p = P, *sum = S;
-    const real *g = G;
+    real *p = P, *sum = S, *g = G;
     const real wd = (real)o->weight_decay, clr = (real)o->step_size, eps = (real)o->eps;
     for (int64_t i = 0; i < n; i++) {
         real gi = wd != 0 ? g[i] + wd * p[i] : g[i];
+        g[i] = 0;
         sum[i] += gi * gi;
         p[i] += -clr * gi / (SSQRT(sum[i]) + eps);
     }

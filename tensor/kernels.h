@@ -38,10 +38,11 @@ typedef struct nb_kernel_table {
     nb_red_fn sum, max;
     /* acc += Σ a², in double so that no finite gradient overflows */
     void (*sumsq)(int64_t n, const void *a, double *acc);
-    /* one pass of an optimizer over n flat values: parameters p, gradients g, state s1, s2 */
-    void (*sgd)(int64_t n, void *p, const void *g, void *buf, const nb_optim_args *a);
-    void (*adam)(int64_t n, void *p, const void *g, void *m, void *v, const nb_optim_args *a);
-    void (*adagrad)(int64_t n, void *p, const void *g, void *sum, const nb_optim_args *a);
+    /* one pass of an optimizer over n flat values: parameters p, gradients g (zeroed as they are
+     * read, ready for the next step), state s1, s2 */
+    void (*sgd)(int64_t n, void *p, void *g, void *buf, const nb_optim_args *a);
+    void (*adam)(int64_t n, void *p, void *g, void *m, void *v, const nb_optim_args *a);
+    void (*adagrad)(int64_t n, void *p, void *g, void *sum, const nb_optim_args *a);
 } nb_kernel_table;
 
 extern const char *const nb_ew_names[NB_EW_COUNT];

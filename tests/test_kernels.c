@@ -163,7 +163,7 @@ static void check_optimizers(nb_dtype dt, const nb_kernel_table *ref, const nb_k
 {
     const size_t es = nb_dtype_size(dt);
     unsigned seed = 4242;
-    double buf[4][MAXN], cpy[2][3][MAXN];
+    double buf[4][MAXN], cpy[2][4][MAXN];
     const int n = 997; /* a ragged tail */
     const char *names[3] = {"sgd (momentum, nesterov, decay)", "adam (L2) and adamw", "adagrad"};
     for (int kind = 0; kind < 3; kind++) {
@@ -187,13 +187,16 @@ static void check_optimizers(nb_dtype dt, const nb_kernel_table *ref, const nb_k
                 memcpy(cpy[side][0], buf[0], (size_t)n * es);
                 memcpy(cpy[side][1], buf[2], (size_t)n * es);
                 memcpy(cpy[side][2], buf[3], (size_t)n * es);
-                if (kind == 0) k->sgd(n, cpy[side][0], buf[1], cpy[side][1], &a);
-                if (kind == 1) k->adam(n, cpy[side][0], buf[1], cpy[side][1], cpy[side][2], &a);
-                if (kind == 2) k->adagrad(n, cpy[side][0], buf[1], cpy[side][1], &a);
+                memcpy(cpy[side][3], buf[1], (size_t)n * es);
+                if (kind == 0) k->sgd(n, cpy[side][0], cpy[side][3], cpy[side][1], &a);
+                if (kind == 1) k->adam(n, cpy[side][0], cpy[side][3], cpy[side][1], cpy[side][2], &a);
+                if (kind == 2) k->adagrad(n, cpy[side][0], cpy[side][3], cpy[side][1], &a);
             }
             for (int q = 0; q < 3; q++) same &= !memcmp(cpy[0][q], cpy[1][q], (size_t)n * es);
+            for (int i = 0; i < n; i++) same &= get(dt, cpy[0][3], i) == 0 && get(dt, cpy[1][3], i) == 0;
         }
-        ok(same, "%s %s optimizer %s: bit-identical to the reference", simd->isa, nb_dtype_name(dt), names[kind]);
+        ok(same, "%s %s optimizer %s: bit-identical to the reference, gradients zeroed", simd->isa,
+           nb_dtype_name(dt), names[kind]);
     }
     double r = 0, v = 0;
     fill(dt, buf[0], n, &seed, 0);

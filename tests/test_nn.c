@@ -286,6 +286,11 @@ static void test_optim_guard(void)
     ok(st == NB_ERR_NAN && strstr(nb_last_error(), "'b'") && strstr(nb_last_error(), "index 3") &&
            nb_get(a, 0) == 1.0 && nb_optim_steps(o) == 0,
        "a NaN gradient stops the step, names the parameter and index, changes nothing: %s", nb_last_error());
+    nb_set(b->grad, 3, 0.5);
+    int zero = nb_optim_step(o) == NB_OK && nb_get(a, 1) != 0;
+    for (int i = 0; i < 3; i++) zero &= nb_get(a->grad, i) == 0;
+    for (int i = 0; i < 4; i++) zero &= nb_get(b->grad, i) == 0;
+    ok(zero, "a step updates the parameters and leaves every gradient zero for the next backward");
     nb_optim_free(o);
     nb_optim_cfg bad = nb_optim_defaults(NB_SGD, 0.1);
     bad.nesterov = 1;
