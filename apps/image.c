@@ -9,6 +9,7 @@
 
 #include "apps/image.h"
 #include "tensor/error.h"
+#include "tensor/file.h"
 
 /* libpng's own limit on a side (PNG_USER_WIDTH_MAX); also keeps the pixel count in int64. */
 enum { IMG_MAX_SIDE = 1000000 };
@@ -50,33 +51,15 @@ static int png_encode(FILE *f, const unsigned char *pix, int w, int h, int ch, c
 /* Writes <path>.tmp.XXXXXX, then renames it over path, so a reader never sees half a picture. */
 static nb_status write_png_atomic(const char *path, const unsigned char *pix, int w, int h, int ch)
 {
-    const size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) return nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
-        const nb_status st = nb_error(NB_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                                      path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    char why[256] = "";
-    /* mkstemp makes 0600; a picture is for anyone to look at (as nb_st_save, no umask race) */
-    if (fchmod(fd, 0644)) snprintf(why, sizeof why, "%s", strerror(errno));
-    FILE *f = why[0] ? NULL : fdopen(fd, "wb");
-    if (!f && !why[0]) snprintf(why, sizeof why, "%s", strerror(errno));
-    if (!f) close(fd);
+    char *tmp, why[256] = "";
+    const int fd = nb_tmp_create(path, &tmp);
+    if (fd < 0) return NB_ERR_IO;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) snprintf(why, sizeof why, "%s", strerror(errno)), close(fd);
     if (f && png_encode(f, pix, w, h, ch, why) && !why[0]) snprintf(why, sizeof why, "write error");
     if (f && fclose(f) && !why[0]) snprintf(why, sizeof why, "%s", strerror(errno));
-    if (!why[0] && rename(tmp, path)) snprintf(why, sizeof why, "%s", strerror(errno));
-    nb_status st = NB_OK;
-    if (why[0]) {
-        unlink(tmp);
-        st = nb_error(NB_ERR_IO, "%s: cannot write the PNG: %s", path, why);
-    }
-    free(tmp);
+    nb_status st = nb_tmp_finish(path, tmp, !why[0]);
+    if (why[0]) st = nb_error(NB_ERR_IO, "%s: cannot write the PNG: %s", path, why);
     return st;
 }
 

@@ -15,6 +15,7 @@
 #include "apps/image.h"
 #include "apps/plot.h"
 #include "tensor/error.h"
+#include "tensor/file.h"
 
 /* Picture sizes in pixels; a panel picture is PANEL_W per panel wide. */
 enum { PLOT_W = 900, PLOT_H = 560, PANEL_W = 450, PANEL_H = 420, MAX_PANELS = 8 };
@@ -78,27 +79,12 @@ static nb_status plot_begin(const char *path, int w, int h, char **tmp)
     /* without its driver plinit would ask on stdin for another device */
     if (!has_pngcairo())
         return nb_error(NB_ERR_IO, "%s: PLplot has no pngcairo driver (plplot-driver-cairo)", path);
-    const size_t plen = strlen(path);
-    char *t = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!t) return nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(t, path, plen);
-    memcpy(t + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    const int fd = mkstemp(t);
-    if (fd < 0) {
-        const nb_status st = nb_error(NB_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                                      path, strerror(errno));
-        free(t);
-        return st;
-    }
-    const int bad = fchmod(fd, 0644); /* mkstemp makes 0600; as image.c */
-    const int err = errno;
-    close(fd);
-    if (bad) {
-        unlink(t), free(t);
-        return nb_error(NB_ERR_IO, "%s: %s", path, strerror(err));
-    }
+    char *t;
+    const int fd = nb_tmp_create(path, &t);
+    if (fd < 0) return NB_ERR_IO;
+    close(fd); /* PLplot reopens the (empty) file by name */
     plsdev("pngcairo");
-    plsfnam(t); /* PLplot reopens the (empty) file by name */
+    plsfnam(t);
     plspage(0, 0, w, h, 0, 0);
     plscmap0n(NCOL0);
     plscolbg(255, 255, 255);
@@ -120,13 +106,8 @@ static nb_status plot_end(const char *path, char *tmp, int w, int h)
     char why[256] = "";
     if (img_read_info(tmp, &pw, &ph, &pc)) snprintf(why, sizeof why, "%s", nb_last_error());
     else if (pw != w || ph != h) snprintf(why, sizeof why, "%d×%d pixels, not %d×%d", pw, ph, w, h);
-    else if (rename(tmp, path)) snprintf(why, sizeof why, "%s", strerror(errno));
-    nb_status st = NB_OK;
-    if (why[0]) {
-        unlink(tmp);
-        st = nb_error(NB_ERR_IO, "%s: PLplot did not write the plot: %s", path, why);
-    }
-    free(tmp);
+    nb_status st = nb_tmp_finish(path, tmp, !why[0]);
+    if (why[0]) st = nb_error(NB_ERR_IO, "%s: PLplot did not write the plot: %s", path, why);
     return st;
 }
 

@@ -29,6 +29,7 @@
 
 #include "nn/nn.h"
 #include "tensor/error.h"
+#include "tensor/file.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; nabla reads and writes it in place");
@@ -614,27 +615,6 @@ static int write_body(int fd, const sbuf *hdr, int n, const nb_tensor *const *te
     return r;
 }
 
-/* The mode the file gets: an existing file's, else 0644 (mkstemp creates 0600; reading the
- * umask would mean setting it, a race with other threads). */
-static mode_t target_mode(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? sb.st_mode & 07777 : 0644;
-}
-
-/* Best effort: makes the rename itself durable. Some file systems cannot sync a directory. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return;
-    const int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
 
 nb_status nb_st_save(const char *path, int n, const char *const *names,
                      const nb_tensor *const *tensors, int nmeta, const char *const *keys,
@@ -649,36 +629,20 @@ nb_status nb_st_save(const char *path, int n, const char *const *names,
         return st;
     }
 
-    const size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
-        free(hdr.p);
-        return nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    const mode_t mode = target_mode(path);
-    const int fd = mkstemp(tmp);
+    char *tmp;
+    const int fd = nb_tmp_create(path, &tmp);
     if (fd < 0) {
-        st = nb_error(NB_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        free(tmp), free(hdr.p);
-        return st;
+        free(hdr.p);
+        return NB_ERR_IO;
     }
-
     const char *what = NULL;
-    if (fchmod(fd, mode)) what = "cannot set the mode of";
-    else if (write_body(fd, &hdr, n, tensors)) what = "cannot write";
+    if (write_body(fd, &hdr, n, tensors)) what = "cannot write";
     else if (fsync(fd)) what = "cannot sync";
     int err = errno;
     if (close(fd) && !what) what = "cannot write", err = errno;
-    if (!what && rename(tmp, path)) what = "cannot replace", err = errno;
-    if (what) {
-        unlink(tmp);
-        st = nb_error(err == ENOMEM ? NB_ERR_NOMEM : NB_ERR_IO, "%s: %s: %s", path, what, strerror(err));
-    } else {
-        sync_dir(path);
-    }
-    free(tmp), free(hdr.p);
+    st = nb_tmp_finish(path, tmp, !what);
+    if (what) st = nb_error(err == ENOMEM ? NB_ERR_NOMEM : NB_ERR_IO, "%s: %s: %s", path, what, strerror(err));
+    free(hdr.p);
     return st;
 }
 
