@@ -60,8 +60,14 @@ void *nb_arena_alloc(nb_arena *a, size_t bytes)
 void nb_arena_reset(nb_arena *a)
 {
     if (a->head && a->head->next) {
-        size_t total = nb_arena_capacity(a);
-        nb_chunk *one = chunk_new(total);
+        /* one chunk as large as the step used, not as large as the chunks were: allocations
+         * are rounded to the alignment, so the same sequence of them fits it exactly */
+        size_t used = 0;
+        for (const nb_chunk *c = a->head; c; c = c->next) {
+            used += c->used;
+            if (c == a->cur) break;
+        }
+        nb_chunk *one = chunk_new(used > a->first_size ? used : a->first_size);
         if (one) {
             nb_arena_free(a);
             a->head = one;

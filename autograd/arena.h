@@ -2,7 +2,8 @@
  *
  * Allocation bumps a pointer in the current chunk; a full chunk is followed by a new one twice as
  * large. Reset rewinds to the first chunk and, if one step needed several, replaces them by one
- * chunk of their total size, so a loop of identical steps stops allocating after its first step.
+ * chunk of the size that step used, so a loop of identical steps stops allocating after its first
+ * step and holds no more memory than a step needs.
  */
 #ifndef NB_ARENA_H
 #define NB_ARENA_H

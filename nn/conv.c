@@ -74,10 +74,13 @@ static void engine_create(void)
     }
 }
 
-/* One argument of a primitive, in the caller's layout (user) and the primitive's (prim). */
+/* One argument of a primitive, in the caller's layout (user) and the primitive's (prim). The
+ * prim buffer comes from the tape's arena at each call: it lives for the step (the backward may
+ * read the forward's) and costs no memory between steps or for passes that reuse another's. */
 typedef struct dnn_arg {
     dnnl_memory_t user, prim;  /* prim == user when the layouts agree (and it is no ACC output) */
     dnnl_primitive_t reorder;  /* user→prim for inputs, prim→user for outputs; or NULL */
+    size_t bytes;              /* of a separate prim buffer */
 } dnn_arg;
 
 /* Outputs either overwrite the caller's buffer or, for gradients, add into it: the primitive
@@ -100,7 +103,8 @@ static dnnl_status_t arg_init(dnn_arg *a, const dnnl_memory_desc_t *user_md,
         a->prim = a->user;
         return st;
     }
-    if ((st = dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE))) return st;
+    if ((st = dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_NONE))) return st;
+    a->bytes = dnnl_memory_desc_get_size(prim_md);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t sum = NULL;
     if (mode == ARG_OUT_ACC &&
@@ -337,7 +341,15 @@ fail:
 
 /* Runs a primitive: inputs reordered in (unless `have` holds them already), outputs reordered
  * out (added in, for ARG_OUT_ACC), then waits. */
-static dnnl_status_t execute(dnnl_primitive_t p, int nin, const exec_in *in, int nout,
+/* Gives a separate prim buffer its memory for this step. */
+static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a)
+{
+    if (a->prim == a->user) return dnnl_success;
+    void *buf = nb__alloc(tp, a->bytes);
+    return buf ? dnnl_memory_set_data_handle(a->prim, buf) : dnnl_out_of_memory;
+}
+
+static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, int nin, const exec_in *in, int nout,
                              const int *out_kind, dnn_arg **out, void **out_data)
 {
     dnnl_exec_arg_t args[8];
@@ -350,11 +362,13 @@ static dnnl_status_t execute(dnnl_primitive_t p, int nin, const exec_in *in, int
             continue;
         }
         TRY(dnnl_memory_set_data_handle(a->user, (void *)in[i].data));
+        TRY(bind_prim(tp, a));
         TRY(run_reorder(a, 0));
         args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
     }
     for (int i = 0; i < nout; i++) {
         TRY(dnnl_memory_set_data_handle(out[i]->user, out_data[i]));
+        TRY(bind_prim(tp, out[i]));
         args[k++] = (dnnl_exec_arg_t){out_kind[i], out[i]->prim};
     }
     TRY(dnnl_primitive_execute(p, stream, k, args));
@@ -426,7 +440,7 @@ nb_status nb_fwd_conv(nb_tape *tp, nb_node *n)
                            {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL}};
     dnn_arg *out[1] = {&c->f_dst};
     void *out_data[1] = {y->data};
-    dnnl_status_t st = execute(c->fwd, b ? 3 : 2, in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
+    dnnl_status_t st = execute(tp, c->fwd, b ? 3 : 2, in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
     return st ? dnn_fail(tp, n, "forward", st) : NB_OK;
 }
 
@@ -480,7 +494,7 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
                                {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL}};
         dnn_arg *out[1] = {&c->d_dsrc};
         void *out_data[1] = {gx->data};
-        if ((st = execute(c->bwd_data, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
+        if ((st = execute(tp, c->bwd_data, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
             dnn_fail(tp, n, "backward data", st);
             return;
         }
@@ -493,7 +507,7 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
                                {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
         dnn_arg *out[2] = {&c->w_dwei, &c->w_dbias};
         void *out_data[2] = {tw->data, tb ? tb->data : NULL};
-        st = execute(c->bwd_wei, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
+        st = execute(tp, c->bwd_wei, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
                      out_data);
         if (st) dnn_fail(tp, n, "backward weights", st);
     }
