@@ -254,8 +254,8 @@ static int vae_samples(lesson *L, app_model *vae)
  * p(z | x_visible) ∝ p(x_visible | z) p(z): K codes from the prior, weighted by the Bernoulli
  * likelihood of the visible pixels only, NDRAW of them drawn by those weights (systematic
  * resampling). Returns the effective sample size; writes the draws and the weighted mean. */
-static double complete(lesson *L, const nb_model *vae, const nb_tensor *x, const nb_tensor *visible, int64_t i,
-                       nb_rng *r, int ndraw, double *draws, double *mean)
+static double complete(const nb_model *vae, const nb_tensor *x, const nb_tensor *visible, int64_t i, nb_rng *r,
+                       int ndraw, double *draws, double *mean)
 {
     enum { K = 4096, D = 784 };
     nb_tape *tp = nb_tape_new();
@@ -288,7 +288,6 @@ static double complete(lesson *L, const nb_model *vae, const nb_tensor *x, const
         fprintf(stderr, "nabla compare: %s\n", nb_tape_error(tp));
     }
     nb_tape_free(tp);
-    (void)L;
     return ess;
 }
 
@@ -313,7 +312,7 @@ static int mse_average(lesson *L, app_model *dae, app_model *vae)
     double ess[NIMG];
     for (int i = 0; i < NIMG; i++) {
         nb_rng ri = nb_rng_fork(&r, (uint64_t)i);
-        ess[i] = complete(L, &vae->m, x, visible, i, &ri, NDRAW, draws, mean);
+        ess[i] = complete(&vae->m, x, visible, i, &ri, NDRAW, draws, mean);
         const int64_t row = (int64_t)i * cols;
         for (int j = 0; j < D; j++) {
             nb_set(grid, (row + 0) * D + j, nb_get(x, i * D + j));

@@ -38,7 +38,7 @@ static double now_s(void)
 }
 
 /* Streams of the run, never overlapping: one per step, one per evaluation. */
-enum { STREAM_STEP = 0, STREAM_EVAL = 2 };
+enum { STREAM_STEP = 0, STREAM_EVAL = 1 };
 static nb_rng stream(uint64_t seed, int kind, uint64_t i)
 {
     nb_rng root = nb_rng_seed(seed);
