@@ -65,11 +65,16 @@ int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_f
             help(cmd, summary, flags, nflags, config_keys);
             return -1;
         }
-        if (!strcmp(argv[i], "--preset") || !strcmp(argv[i], "--config")) {
-            if (i + 1 == argc) return app_usage(cmd, "%s needs a value", argv[i]);
-            const char **slot = argv[i][2] == 'p' ? &preset : &config;
-            *slot = argv[i + 1];
-            i++;
+        for (int k = 0; k < 2; k++) { /* --preset X, --preset=X, and the same for --config */
+            const char *name = k ? "--config" : "--preset";
+            const size_t len = strlen(name);
+            const char **slot = k ? &config : &preset;
+            if (!strcmp(argv[i], name)) {
+                if (i + 1 == argc) return app_usage(cmd, "%s needs a value", name);
+                *slot = argv[i + 1];
+            } else if (!strncmp(argv[i], name, len) && argv[i][len] == '=') {
+                *slot = argv[i] + len + 1;
+            }
         }
     }
     if (preset && nb_train_preset(cfg, preset)) return app_usage(cmd, "%s", nb_last_error());
@@ -81,7 +86,7 @@ int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_f
         char name[64];
         const char *eq = strchr(a + 2, '='), *value = NULL;
         snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
-        if (!strcmp(name, "preset") || !strcmp(name, "config")) {
+        if (!strcmp(name, "preset") || !strcmp(name, "config")) { /* applied in pass 1 */
             i += !eq;
             continue;
         }

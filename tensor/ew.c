@@ -134,20 +134,26 @@ static void row_offsets(const layout *L, int64_t r, int64_t off[MAX_OPS])
     }
 }
 
-static void gather(size_t es, void *dst, const char *src, int64_t st, int64_t n)
+/* A row gathered from strided memory, as whichever dtype the tensors have. */
+typedef union row_buf {
+    float f[CHUNK];
+    double d[CHUNK];
+} row_buf;
+
+static void gather(size_t es, row_buf *dst, const char *src, int64_t st, int64_t n)
 {
     if (es == 8)
-        for (int64_t i = 0; i < n; i++) ((double *)dst)[i] = ((const double *)src)[i * st];
+        for (int64_t i = 0; i < n; i++) dst->d[i] = ((const double *)src)[i * st];
     else
-        for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = ((const float *)src)[i * st];
+        for (int64_t i = 0; i < n; i++) dst->f[i] = ((const float *)src)[i * st];
 }
 
-static void scatter(size_t es, char *dst, const void *src, int64_t st, int64_t n)
+static void scatter(size_t es, char *dst, const row_buf *src, int64_t st, int64_t n)
 {
     if (es == 8)
-        for (int64_t i = 0; i < n; i++) ((double *)dst)[i * st] = ((const double *)src)[i];
+        for (int64_t i = 0; i < n; i++) ((double *)dst)[i * st] = src->d[i];
     else
-        for (int64_t i = 0; i < n; i++) ((float *)dst)[i * st] = ((const float *)src)[i];
+        for (int64_t i = 0; i < n; i++) ((float *)dst)[i * st] = src->f[i];
 }
 
 /* Runs f over elements [j0, j1) of outer row r. Operand 0 is the output. */
@@ -167,7 +173,7 @@ static void run_span(nb_ew_fn f, const layout *L, size_t es, int64_t r, int64_t 
         f(j1 - j0, p[0], p[1], p[2], p[3], s);
         return;
     }
-    double buf[MAX_OPS][CHUNK]; /* doubles: room for either dtype */
+    row_buf buf[MAX_OPS];
     for (int64_t j = j0; j < j1; j += CHUNK) {
         int64_t n = j1 - j < CHUNK ? j1 - j : CHUNK;
         void *q[MAX_OPS] = {0};
@@ -176,12 +182,12 @@ static void run_span(nb_ew_fn f, const layout *L, size_t es, int64_t r, int64_t 
             if (L->st[k][in] == 1) {
                 q[k] = (void *)src;
             } else {
-                gather(es, buf[k], src, L->st[k][in], n);
-                q[k] = buf[k];
+                gather(es, &buf[k], src, L->st[k][in], n);
+                q[k] = &buf[k];
             }
         }
         f(n, q[0], q[1], q[2], q[3], s);
-        if (L->st[0][in] != 1) scatter(es, p[0] + (j - j0) * L->st[0][in] * (int64_t)es, q[0],
+        if (L->st[0][in] != 1) scatter(es, p[0] + (j - j0) * L->st[0][in] * (int64_t)es, &buf[0],
                                        L->st[0][in], n);
     }
 }
@@ -288,7 +294,7 @@ void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumu
     /* inner dim reduced: one row reduction per outer row */
     nb_red_fn red = kind == NB_RED_SUM ? k->sum : k->max;
     const int64_t rows = layout_rows(&L), inner = L.shape[in];
-    double buf[CHUNK];
+    row_buf buf;
     for (int64_t r = 0; r < rows; r++) {
         int64_t off[MAX_OPS];
         row_offsets(&L, r, off);
@@ -300,8 +306,8 @@ void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumu
         }
         for (int64_t j = 0; j < inner; j += CHUNK) {
             int64_t n = inner - j < CHUNK ? inner - j : CHUNK;
-            gather(es, buf, xp + j * L.st[1][in] * (int64_t)es, L.st[1][in], n);
-            red(n, buf, yp);
+            gather(es, &buf, xp + j * L.st[1][in] * (int64_t)es, L.st[1][in], n);
+            red(n, &buf, yp);
         }
     }
 }

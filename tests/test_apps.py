@@ -5,6 +5,7 @@ size, CSVs have the right rows, report links resolve, bad usage exits 2. Prints 
     tests/test_apps.py build/apps/nabla [data dir]
 """
 import csv
+import json
 import os
 import shutil
 import struct
@@ -229,6 +230,12 @@ def main():
                            (["bogus"], "an unknown command"), (["sample", "--n"], "a flag without its value")):
             p = run(*args, expect=2)
             ok(p.returncode == 2 and p.stderr.strip(), f"{what}: exit 2 and a message ({p.stderr.strip()[:60]})")
+        p = run("train", "--preset=aevb", "--help")
+        p2 = subprocess.run([NABLA, "train", "--preset=aevb", "--epochs", "0", "--data", DATA, "--train-size", "64",
+                             "--test-size", "64", "--out", os.path.join(tmp, "aevb")], capture_output=True, text=True)
+        cfg = json.load(open(os.path.join(tmp, "aevb", "config.json"))) if p2.returncode == 0 else {}
+        ok(cfg.get("optimizer") == "adagrad" and cfg.get("batch") == 100 and cfg.get("act") == "tanh",
+           "--preset=aevb (with =) applies the preset")
         p = run("train", "--help")
         ok(p.returncode == 0 and "--kl-warmup" in p.stdout, "train --help lists the configuration keys")
         p = run("train", "--data", os.path.join(tmp, "nowhere"), "--out", os.path.join(tmp, "x"), expect=1)
