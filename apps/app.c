@@ -199,17 +199,7 @@ nb_tensor *app_onehot(nb_tape *tp, int64_t n, int nclasses, const int *labels)
 nb_status app_images(nb_tape *tp, const app_model *am, const nb_dataset *ds, const int64_t *idx,
                      int64_t n, nb_tensor **x, nb_tensor **y)
 {
-    int64_t shape[4];
-    const int nd = nb_model_input_shape(&am->m, n, shape);
-    *y = NULL;
-    if (!(*x = nb_empty(tp, NB_F32, nd, shape))) return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
-    nb_rng r = nb_rng_seed(am->cfg.seed);
-    nb_dataset_images(ds, idx, n, *x, am->cfg.binarize == NB_BIN_DYNAMIC ? NB_BIN_NONE : am->cfg.binarize, &r);
-    if (am->cfg.model.kind == NB_CVAE) {
-        if (!ds->labels) return nb_error(NB_ERR_ARG, "the data set has no labels for the conditional VAE");
-        if (!(*y = nb_empty(tp, NB_F32, NB_SHAPE(n, am->cfg.model.nclasses))))
-            return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
-        nb_dataset_onehot(ds, idx, n, *y);
-    }
-    return NB_OK;
+    /* pictures show the data as it is: dynamic binarisation would redraw it on every call */
+    const nb_binarize bin = am->cfg.binarize == NB_BIN_DYNAMIC ? NB_BIN_NONE : am->cfg.binarize;
+    return nb_model_batch(tp, &am->m, ds, idx, n, bin, NULL, x, y);
 }

@@ -7,25 +7,6 @@
 #include "models/models.h"
 #include "tensor/error.h"
 
-/* A batch of ds (images as the model takes them, one-hot labels for a CVAE) on tp. */
-static nb_status load_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds, const int64_t *idx,
-                            int64_t b, nb_binarize bin, nb_rng *rng, nb_tensor **x, nb_tensor **y)
-{
-    int64_t shape[4];
-    const int nd = nb_model_input_shape(m, b, shape);
-    const nb_dtype dt = nb_params_dtype(m->ps);
-    *x = nb_empty(tp, dt, nd, shape);
-    *y = NULL;
-    if (!*x) return nb_tape_status(tp);
-    nb_dataset_images(ds, idx, b, *x, bin, rng);
-    if (m->cfg.kind == NB_CVAE) {
-        if (!ds->labels) return nb_error(NB_ERR_ARG, "conditional VAE: the data set has no labels");
-        if (!(*y = nb_empty(tp, dt, NB_SHAPE(b, m->cfg.nclasses)))) return nb_tape_status(tp);
-        nb_dataset_onehot(ds, idx, b, *y);
-    }
-    return NB_OK;
-}
-
 static nb_status tape_error(nb_tape *tp, const char *what)
 {
     return nb_error(nb_tape_status(tp), "%s: %s", what, nb_tape_error(tp));
@@ -50,7 +31,7 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
         nb_tape_set_grad(tp, 0);
         nb_rng rng = nb_rng_fork(&base, (uint64_t)step);
         nb_tensor *x, *y;
-        if ((st = load_batch(tp, m, ds, idx, b, bin, &rng, &x, &y))) break;
+        if ((st = nb_model_batch(tp, m, ds, idx, b, bin, &rng, &x, &y))) break;
         nb_batch batch_ = {x, x, y};
         if (corrupt && corrupt->n)
             batch_.input = nb_corrupt(tp, corrupt, x, m->cfg.channels, m->cfg.height, m->cfg.width, &rng);
@@ -134,7 +115,7 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
         nb_tape_reset(tpx);
         nb_tape_set_grad(tpx, 0);
         nb_tensor *x, *y, *mu, *lv;
-        if ((st = load_batch(tpx, m, &sub, idx, b, bin, &rng, &x, &y))) break;
+        if ((st = nb_model_batch(tpx, m, &sub, idx, b, bin, &rng, &x, &y))) break;
         nb_model_encode(tpx, m, x, y, &mu, &lv);
         if (!lv) {
             st = tape_error(tpx, "log-likelihood");

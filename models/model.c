@@ -151,6 +151,24 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
     return NB_OK;
 }
 
+nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds, const int64_t *idx,
+                         int64_t n, nb_binarize bin, nb_rng *rng, nb_tensor **x, nb_tensor **y)
+{
+    int64_t shape[4];
+    const int nd = nb_model_input_shape(m, n, shape);
+    const nb_dtype dt = nb_params_dtype(m->ps);
+    *y = NULL;
+    if (!(*x = nb_empty(tp, dt, nd, shape))) return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
+    nb_dataset_images(ds, idx, n, *x, bin, rng);
+    if (m->cfg.kind == NB_CVAE) {
+        if (!ds->labels) return nb_error(NB_ERR_ARG, "conditional VAE: the data set has no labels");
+        if (!(*y = nb_empty(tp, dt, NB_SHAPE(n, m->cfg.nclasses))))
+            return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
+        nb_dataset_onehot(ds, idx, n, *y);
+    }
+    return NB_OK;
+}
+
 /* ---- encode, decode ------------------------------------------------------------------------ */
 
 /* x with the label attached: as extra features (MLP) or as constant extra channels (conv). */

@@ -88,6 +88,12 @@ NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *
 /* The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv. */
 NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape);
 
+/* Examples idx[0..n) of ds as the model takes them, on tp: *x in the input shape, *y the one-hot
+ * labels for a CVAE (else NULL). bin and rng as for nb_dataset_images. */
+NB_API nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds,
+                                const int64_t *idx, int64_t n, nb_binarize bin, nb_rng *rng,
+                                nb_tensor **x, nb_tensor **y);
+
 /* q(z|x): mu and logvar (B, d); for AEs the code in *mu and *logvar = NULL. y is the one-hot
  * label (B, nclasses) for a CVAE, else NULL. */
 NB_API void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,

@@ -294,18 +294,8 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
         nb_tape *tp = t->tp;
         nb_tape_reset(tp);
         nb_rng rng = stream(c->seed, STREAM_STEP, (uint64_t)t->step);
-        int64_t shape[4];
-        const int nd = nb_model_input_shape(m, b, shape);
-        nb_tensor *x = nb_empty(tp, NB_F32, nd, shape), *y = NULL;
-        if (!x) {
-            st = nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
-            break;
-        }
-        nb_dataset_images(&t->train, idx, b, x, c->binarize, &rng);
-        if (c->model.kind == NB_CVAE) {
-            y = nb_empty(tp, NB_F32, NB_SHAPE(b, c->model.nclasses));
-            if (y) nb_dataset_onehot(&t->train, idx, b, y);
-        }
+        nb_tensor *x, *y;
+        if ((st = nb_model_batch(tp, m, &t->train, idx, b, c->binarize, &rng, &x, &y))) break;
         nb_batch batch = {x, x, y};
         if (c->corrupt.n) /* a DAE, or any model trained to denoise */
             batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
