@@ -4,10 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "apps/app.h"
+#include "apps/image.h"
 #include "tensor/error.h"
+#include "tensor/file.h"
 
 int app_fail(const char *cmd, const char *what)
 {
@@ -145,18 +146,34 @@ double app_flag_double(const app_flag *flags, int nflags, const char *name, doub
 
 nb_status app_out_path(const char *dir, const char *name, char *buf, size_t size)
 {
-    char d[512];
-    snprintf(d, sizeof d, "%s", dir);
-    for (char *p = d + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(d, 0777);
-            *p = '/';
-        }
-    if (mkdir(d, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", d, strerror(errno));
+    nb_status st = nb_mkdirs(dir);
+    if (st) return st;
     if ((size_t)snprintf(buf, size, "%s/%s", dir, name) >= size)
         return nb_error(NB_ERR_ARG, "%s/%s: path too long", dir, name);
     return NB_OK;
+}
+
+int app_write_images(const char *cmd, const char *dir, const char *name, int n, const nb_tensor *const *ts,
+                     const int *rows, int cols, int channels, int height, int width)
+{
+    char path[600];
+    if (app_out_path(dir, name, path, sizeof path) ||
+        img_write_stack(path, n, ts, rows, cols, channels, height, width, 2, 255, 2))
+        return app_fail(cmd, NULL);
+    printf("wrote %s\n", path);
+    return APP_OK;
+}
+
+FILE *app_open_csv(const char *dir, const char *name, const char *header)
+{
+    char path[600];
+    if (app_out_path(dir, name, path, sizeof path)) return NULL;
+    FILE *f = fopen(path, "w");
+    if (f)
+        fprintf(f, "%s\n", header);
+    else
+        nb_error(NB_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return f;
 }
 
 const char *app_checkpoint(const app_flag *flags, int nflags, const nb_train_cfg *cfg, char *buf,

@@ -54,6 +54,12 @@ const char *app_checkpoint(const app_flag *flags, int nflags, const nb_train_cfg
 
 /* <dir>/<name> into buf; makes dir (and parents) first. */
 nb_status app_out_path(const char *dir, const char *name, char *buf, size_t size);
+/* Writes <dir>/<name>, grids of images stacked (apps/image.h, 2-pixel gaps, each pixel 2x2),
+ * and says so; APP_FAIL after a message naming cmd otherwise. */
+int app_write_images(const char *cmd, const char *dir, const char *name, int n, const nb_tensor *const *ts,
+                     const int *rows, int cols, int channels, int height, int width);
+/* Opens <dir>/<name> for writing with its header line; NULL with nb_last_error() set. */
+FILE *app_open_csv(const char *dir, const char *name, const char *header);
 
 /* Test images idx[0..n) as the model takes them (and one-hot labels for a CVAE) on tp. */
 nb_status app_images(nb_tape *tp, const app_model *am, const nb_dataset *ds, const int64_t *idx,

@@ -17,7 +17,6 @@
 
 #include "apps/app.h"
 #include "tensor/error.h"
-#include "apps/image.h"
 #include "apps/linalg.h"
 #include "apps/plot.h"
 
@@ -74,11 +73,7 @@ static int fail_tape(const lesson *L)
 
 static int write_png(const lesson *L, const char *name, int n, const nb_tensor *const *ts, const int *rows, int cols)
 {
-    char path[600];
-    if (app_out_path(L->out, name, path, sizeof path) || img_write_stack(path, n, ts, rows, cols, 1, 28, 28, 2, 255, 2))
-        return app_fail("compare", NULL);
-    printf("wrote %s\n", path);
-    return APP_OK;
+    return app_write_images("compare", L->out, name, n, ts, rows, cols, 1, 28, 28);
 }
 
 /* The first n test images as an (n, 784) tensor. */

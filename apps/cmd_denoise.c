@@ -8,7 +8,6 @@
 
 #include "apps/app.h"
 #include "tensor/error.h"
-#include "apps/image.h"
 #include "apps/plot.h"
 
 static const char *const default_corruptions[] = {"gaussian:0.5", "dropout:0.5", "dropout:0.9", "blur:4",
@@ -81,9 +80,8 @@ static int toy(const nb_train_cfg *cfg, double sigma, int steps)
         rc = app_fail("denoise", "toy plot");
     if (!rc) {
         printf("wrote %s\n", path);
-        FILE *f = app_out_path(cfg->out, "denoise_toy.csv", path, sizeof path) ? NULL : fopen(path, "w");
+        FILE *f = app_open_csv(cfg->out, "denoise_toy.csv", "x,y,denoised_x,denoised_y");
         if (f) {
-            fprintf(f, "x,y,denoised_x,denoised_y\n");
             for (int i = 0; i < GRID * GRID; i++) fprintf(f, "%.5f,%.5f,%.5f,%.5f\n", x0[i], y0[i], x1[i], y1[i]);
             fclose(f);
         }
@@ -159,18 +157,13 @@ int cmd_denoise(int argc, char **argv)
         parts[3 * k + 2] = nb_slice(tp, rec, 0, 0, n, 1);
         prow[3 * k] = prow[3 * k + 1] = prow[3 * k + 2] = 1;
     }
-    char path[600];
-    if (!rc) {
-        if (app_out_path(cfg.out, "denoise.png", path, sizeof path) ||
-            img_write_stack(path, 3 * nc, (const nb_tensor *const *)parts, prow, (int)n, m->channels, m->height,
-                            m->width, 2, 255, 2))
-            rc = app_fail("denoise", NULL);
-        else
-            printf("wrote %s (per corruption: clean, corrupted, denoised)\n", path);
-    }
-    FILE *f = !rc && !app_out_path(cfg.out, "denoise.csv", path, sizeof path) ? fopen(path, "w") : NULL;
+    if (!rc)
+        rc = app_write_images("denoise", cfg.out, "denoise.png", 3 * nc, (const nb_tensor *const *)parts, prow, (int)n,
+                              m->channels, m->height, m->width);
+    if (!rc) printf("  (per corruption: clean, corrupted, denoised)\n");
+    FILE *f = rc ? NULL : app_open_csv(cfg.out, "denoise.csv",
+                                       "corruption,images,squared_error_corrupted,squared_error_denoised");
     if (f) {
-        fprintf(f, "corruption,images,squared_error_corrupted,squared_error_denoised\n");
         for (int k = 0; k < nc; k++) {
             char name[128];
             nb_corruption_str(&corr[k], name, sizeof name);

@@ -7,11 +7,8 @@
 
 #include "apps/app.h"
 #include "tensor/error.h"
-#include "apps/image.h"
 #include "apps/linalg.h"
 #include "apps/plot.h"
-
-enum { PAD = 2, SCALE = 2 };
 
 /* What every picture command starts with: flags, the model, the test set, a tape. */
 typedef struct session {
@@ -52,26 +49,10 @@ static int tape_fail(const char *cmd, const nb_tape *tp)
     return APP_FAIL;
 }
 
-/* Writes `name` (a PNG) into --out and says so. */
 static int write_stack(session *s, const char *name, int n, const nb_tensor *const *ts, const int *rows, int cols)
 {
-    char path[600];
     const nb_model_cfg *m = &s->am.cfg.model;
-    if (app_out_path(s->cfg.out, name, path, sizeof path) ||
-        img_write_stack(path, n, ts, rows, cols, m->channels, m->height, m->width, PAD, 255, SCALE))
-        return app_fail(s->cmd, NULL);
-    printf("wrote %s\n", path);
-    return APP_OK;
-}
-
-static FILE *open_csv(session *s, const char *name, const char *header)
-{
-    char path[600];
-    if (app_out_path(s->cfg.out, name, path, sizeof path)) return NULL;
-    FILE *f = fopen(path, "w");
-    if (f) fprintf(f, "%s\n", header);
-    else nb_error(NB_ERR_IO, "%s: cannot write", path);
-    return f;
+    return app_write_images(s->cmd, s->cfg.out, name, n, ts, rows, cols, m->channels, m->height, m->width);
 }
 
 /* ---- reconstruct --------------------------------------------------------------------------- */
@@ -122,7 +103,7 @@ int cmd_reconstruct(int argc, char **argv)
         np += 2;
     }
     rc = write_stack(&s, "reconstruction.png", np, (const nb_tensor *const *)parts, prow, (int)n);
-    FILE *f = rc ? NULL : open_csv(&s, "reconstruction.csv", "index,label,squared_error");
+    FILE *f = rc ? NULL : app_open_csv(s.cfg.out, "reconstruction.csv", "index,label,squared_error");
     for (int64_t i = 0; f && i < count; i++)
         fprintf(f, "%lld,%d,%.6f\n", (long long)i, s.test.labels ? s.test.labels[i] : -1, nb_get(err, i));
     if (f) fclose(f);
@@ -178,7 +159,7 @@ int cmd_sample(int argc, char **argv)
     }
     rc = write_stack(&s, cvae ? "samples_by_class.png" : "samples.png", 1, (const nb_tensor *const *)&img,
                      (const int[]){(int)rows}, (int)n);
-    FILE *f = rc ? NULL : open_csv(&s, cvae ? "samples_by_class.csv" : "samples.csv", "row,column,class,z");
+    FILE *f = rc ? NULL : app_open_csv(s.cfg.out, cvae ? "samples_by_class.csv" : "samples.csv", "row,column,class,z");
     for (int64_t i = 0; f && i < count; i++) {
         fprintf(f, "%lld,%lld,%d,", (long long)(i / n), (long long)(i % n), cvae ? (int)(i / n) : -1);
         for (int j = 0; j < m->cfg.latent; j++) fprintf(f, "%s%.5f", j ? " " : "", nb_get(z, i * m->cfg.latent + j));
@@ -221,7 +202,6 @@ int cmd_interpolate(int argc, char **argv)
     nb_tensor *rows[APP_MAX_REPEAT];
     app_model am[APP_MAX_REPEAT];
     int nloaded = 0;
-    char path[600];
     FILE *f = NULL;
     for (int k = 0; k < nmodels && !rc; k++) {
         char buf[600];
@@ -266,17 +246,10 @@ int cmd_interpolate(int argc, char **argv)
         }
     }
     const nb_model_cfg *mc = nloaded ? &am[0].cfg.model : NULL;
-    if (!rc) {
-        int ones[APP_MAX_REPEAT] = {1, 1, 1, 1};
-        if (app_out_path(cfg.out, "interpolation.png", path, sizeof path) ||
-            img_write_stack(path, nmodels, (const nb_tensor *const *)rows, ones, (int)n, mc->channels,
-                            mc->height, mc->width, PAD, 255, SCALE))
-            rc = app_fail("interpolate", NULL);
-        else
-            printf("wrote %s\n", path);
-    }
-    if (!rc && !app_out_path(cfg.out, "interpolation.csv", path, sizeof path) && (f = fopen(path, "w"))) {
-        fprintf(f, "row,model,t,image_a,image_b\n");
+    if (!rc)
+        rc = app_write_images("interpolate", cfg.out, "interpolation.png", nmodels, (const nb_tensor *const *)rows,
+                              (const int[APP_MAX_REPEAT]){1, 1, 1, 1}, (int)n, mc->channels, mc->height, mc->width);
+    if (!rc && (f = app_open_csv(cfg.out, "interpolation.csv", "row,model,t,image_a,image_b"))) {
         for (int k = 0; k < nmodels; k++)
             for (long i = 0; i < n; i++)
                 fprintf(f, "%d,%s,%.4f,%ld,%ld\n", k, (const char *[]){"ae", "dae", "vae", "cvae"}[am[k].cfg.model.kind],
@@ -337,7 +310,7 @@ int cmd_manifold(int argc, char **argv)
         return rc;
     }
     rc = write_stack(&s, "manifold.png", 1, (const nb_tensor *const *)&img, (const int[]){(int)n}, (int)n);
-    FILE *f = rc ? NULL : open_csv(&s, "manifold.csv", "row,column,z1,z2");
+    FILE *f = rc ? NULL : app_open_csv(s.cfg.out, "manifold.csv", "row,column,z1,z2");
     for (long i = 0; f && i < n * n; i++)
         fprintf(f, "%ld,%ld,%.6f,%.6f\n", i / n, i % n, nb_get(z, i * 2), nb_get(z, i * 2 + 1));
     if (f) fclose(f);
@@ -419,7 +392,7 @@ int cmd_scatter(int argc, char **argv)
         else
             printf("wrote %s\n", path);
     }
-    FILE *f = rc ? NULL : open_csv(&s, "scatter.csv", "index,label,x,y");
+    FILE *f = rc ? NULL : app_open_csv(s.cfg.out, "scatter.csv", "index,label,x,y");
     for (long i = 0; f && i < n; i++) fprintf(f, "%ld,%d,%.6f,%.6f\n", i, lab[i], px[i], py[i]);
     if (f) fclose(f);
     free(codes), free(px), free(py), free(lab);
@@ -463,7 +436,7 @@ int cmd_evaluate(int argc, char **argv)
     if (isfinite(ll))
         printf("log p(x) >= %.2f ± %.2f nats per image (importance sampling, k = %ld, %ld images)\n", ll, se, k,
                n ? n : (long)s.test.n);
-    FILE *f = open_csv(&s, "evaluate.csv", "metric,value");
+    FILE *f = app_open_csv(s.cfg.out, "evaluate.csv", "metric,value");
     if (f) {
         fprintf(f, "images,%lld\nelbo_loss,%.6f\nrecon,%.6f\nkl,%.6f\nbits_per_dim,%.6f\nmse,%.6f\nactive_units,%d\n",
                 (long long)e.n, e.elbo_loss, e.recon, e.kl, e.bits_per_dim, e.mse, e.active_units);

@@ -11,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "models/internal.h"
 #include "tensor/error.h"
+#include "tensor/file.h"
 
 struct nb_trainer {
     nb_train_cfg cfg;
@@ -44,20 +44,6 @@ static nb_rng stream(uint64_t seed, int kind, uint64_t i)
     nb_rng root = nb_rng_seed(seed);
     nb_rng k = nb_rng_fork(&root, (uint64_t)kind);
     return nb_rng_fork(&k, i);
-}
-
-static nb_status make_dir(const char *path)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) /* mkdir -p */
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", buf, strerror(errno));
-    return NB_OK;
 }
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -226,7 +212,7 @@ nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
         nb_error(NB_ERR_NOMEM, "trainer: out of memory");
         goto fail;
     }
-    if (make_dir(c->out)) goto fail;
+    if (nb_mkdirs(c->out)) goto fail;
     char path[600];
     snprintf(path, sizeof path, "%s/config.json", c->out);
     char *json = nb_train_cfg_json(c);

@@ -33,6 +33,21 @@ int nb_tmp_create(const char *path, char **tmp)
     return -1;
 }
 
+nb_status nb_mkdirs(const char *dir)
+{
+    char buf[1024];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf)
+        return nb_error(NB_ERR_ARG, "%s: path too long", dir);
+    for (char *p = buf + 1;; p++)
+        if (*p == '/' || !*p) {
+            const char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return nb_error(NB_ERR_IO, "%s: %s", buf, strerror(errno));
+            if (!c) return NB_OK;
+            *p = c;
+        }
+}
+
 /* Makes the rename itself durable; some file systems cannot sync a directory. */
 static void sync_dir(const char *path)
 {
