@@ -8,7 +8,7 @@
 #ifndef NB_APPS_APP_H
 #define NB_APPS_APP_H
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 enum { APP_OK = 0, APP_FAIL = 1, APP_USAGE = 2, APP_MAX_FLAGS = 16, APP_MAX_REPEAT = 4 };
 

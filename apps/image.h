@@ -2,7 +2,7 @@
 #ifndef NB_APPS_IMAGE_H
 #define NB_APPS_IMAGE_H
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 /* A grid of rows × cols images, each channels × height × width with values in [0, 1] (clipped),
  * separated by `pad` pixels of the border colour (0-255). Images come from t, whose first dim

@@ -2,7 +2,7 @@
 #ifndef NB_APPS_LINALG_H
 #define NB_APPS_LINALG_H
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 /* Principal components of n rows of dimension d (row-major data): mean (d) and the top k
  * components as rows of comp (k × d), unit length, by decreasing variance (var, k values).

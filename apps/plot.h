@@ -2,7 +2,7 @@
 #ifndef NB_APPS_PLOT_H
 #define NB_APPS_PLOT_H
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 typedef struct plot_series {
     const char *label;

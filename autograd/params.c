@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/autograd.h"
+#include "nabla/autograd.h"
 
 enum { ALIGN_BYTES = 64, NAME_MAX_LEN = 255 };
 

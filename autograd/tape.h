@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "autograd/arena.h"
-#include "autograd/autograd.h"
+#include "nabla/autograd.h"
 #include "tensor/kernels.h"
 
 typedef enum nb_op_id {

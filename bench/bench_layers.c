@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 static double now(void)
 {

@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 
 static double now(void)
 {

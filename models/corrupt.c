@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/models.h"
+#include "nabla/models.h"
 #include "tensor/error.h"
 
 static const struct {

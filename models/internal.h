@@ -2,7 +2,7 @@
 #ifndef NB_MODELS_INTERNAL_H
 #define NB_MODELS_INTERNAL_H
 
-#include "models/models.h"
+#include "nabla/models.h"
 
 /* A configuration back from its JSON text (config.json, a checkpoint's metadata). */
 nb_status nb__train_cfg_from_json(nb_train_cfg *c, const char *text, const char *origin);

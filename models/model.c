@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "models/models.h"
+#include "nabla/models.h"
 #include "tensor/error.h"
 
 nb_model_cfg nb_model_defaults(void)

@@ -18,7 +18,7 @@
 
 #include "autograd/tape.h"
 #include "nn/conv_ref.h"
-#include "nn/nn.h"
+#include "nabla/nn.h"
 
 /* ---- geometry ------------------------------------------------------------------------------ */
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tensor/error.h"
 
 /* Every size is checked against this before anything is allocated; it also keeps each dim

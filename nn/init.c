@@ -1,7 +1,7 @@
 /* nn/init.c — initialisers with PyTorch's definitions (torch.nn.init). */
 #include <math.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 
 void nb_fan(const nb_tensor *w, int64_t *fan_in, int64_t *fan_out)
 {

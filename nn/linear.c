@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "autograd/tape.h"
-#include "nn/nn.h"
+#include "nabla/nn.h"
 
 /* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
  * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. */

@@ -6,7 +6,7 @@
  * the summed dims) and adds each input's derivative with one kernel.
  */
 #include "autograd/tape.h"
-#include "nn/nn.h"
+#include "nabla/nn.h"
 
 /* ---- shared: reduction of the terms, and the upstream gradient seen per element ---------- */
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "autograd/tape.h"
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tensor/error.h"
 
 enum { CHUNK = 1 << 16, MAX_STATE = 2 };

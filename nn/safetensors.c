@@ -27,7 +27,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tensor/error.h"
 #include "tensor/file.h"
 

@@ -2,7 +2,7 @@
 #ifndef NB_ERROR_H
 #define NB_ERROR_H
 
-#include "tensor/tensor.h"
+#include "nabla/tensor.h"
 
 /* Sets the thread's nb_last_error() message; returns st, so that `return nb_error(...)` reads
  * as the failure it is. */

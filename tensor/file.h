@@ -4,7 +4,7 @@
 #ifndef NB_FILE_H
 #define NB_FILE_H
 
-#include "tensor/tensor.h"
+#include "nabla/tensor.h"
 
 /* Creates <path>.tmp.XXXXXX with the target's mode, or 0644 for a new target. Returns its file
  * descriptor and its name (malloc'd) in *tmp; -1 with nb_last_error() set on failure. */

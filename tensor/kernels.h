@@ -8,7 +8,7 @@
 #ifndef NB_KERNELS_H
 #define NB_KERNELS_H
 
-#include "tensor/tensor.h"
+#include "nabla/tensor.h"
 
 typedef enum nb_ew_id {
 #define NB_EW(id, nin, ulp, doc) NB_EW_##id,

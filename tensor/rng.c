@@ -1,7 +1,7 @@
 /* tensor/rng.c — Philox4x32-10 (Salmon et al., SC'11) and the distributions built on it. */
 #include <math.h>
 
-#include "tensor/rng.h"
+#include "nabla/rng.h"
 
 void nb_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {

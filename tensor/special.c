@@ -5,7 +5,7 @@
  * 1e-16. tests/test_tensor.c checks it against known quantiles and against erfc. */
 #include <math.h>
 
-#include "tensor/tensor.h"
+#include "nabla/tensor.h"
 
 static double poly(const double *c, int n, double x)
 {

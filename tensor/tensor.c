@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "tensor/error.h"
-#include "tensor/tensor.h"
+#include "nabla/tensor.h"
 
 static _Thread_local char last_error[512];
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tests/tap.h"
 
 static char tmpdir[] = "/tmp/nb_test_data_XXXXXX";

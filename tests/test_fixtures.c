@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 #include "tests/tap.h"
 
 #ifndef FIXTURES

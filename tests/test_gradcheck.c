@@ -2,7 +2,7 @@
  * shapes and broadcasting cases, and a coverage check that fails when an op has none. */
 #include <math.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tests/gradcheck.h"
 #include "tests/tap.h"
 

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tests/tap.h"
 
 static char dir[4096];

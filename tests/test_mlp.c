@@ -2,7 +2,7 @@
  * SGD written here, through the public API only. The loss must fall at least 10x. */
 #include <math.h>
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 #include "tests/tap.h"
 
 enum { N = 256, IN = 4, HID = 32, STEPS = 3000 };

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "models/models.h"
+#include "nabla/models.h"
 #include "tests/gradcheck.h"
 #include "tests/tap.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "autograd/tape.h"
-#include "nn/nn.h"
+#include "nabla/nn.h"
 #include "tests/tap.h"
 
 /* f32 copy of an f64 tensor (same values up to rounding), as a new leaf on tp */

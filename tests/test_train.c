@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nabla.h"
+#include "nabla/nabla.h"
 #include "tests/tap.h"
 
 static const char *data_dir = "/usr/share/datasets/fashion-mnist";

@@ -1,4 +1,4 @@
-/* nn/nn.h — layers, activations, losses, optimizers, initialisers, parameter files, data.
+/* nabla/nn.h — layers, activations, losses, optimizers, initialisers, parameter files, data.
  *
  * Everything here follows PyTorch's semantics, so that a PyTorch model ports line by line:
  * weight layouts ([out, in] for Linear, [out, in, kh, kw] for Conv2d, [in, out, kh, kw] for
@@ -11,7 +11,7 @@
 #ifndef NB_NN_H
 #define NB_NN_H
 
-#include "autograd/autograd.h"
+#include "autograd.h"
 
 #ifdef __cplusplus
 extern "C" {

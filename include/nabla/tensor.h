@@ -1,8 +1,8 @@
-/* tensor/tensor.h — the n-d tensor: dtype, shape, strides, data.
+/* nabla/tensor.h — the n-d tensor: dtype, shape, strides, data.
  *
  * A tensor is a plain struct with public, read-only fields. Strides are in elements; a stride of
  * 0 marks a broadcast (expanded) dimension. Tensors never own their data: an op result lives in
- * its tape's arena, a parameter in its nb_params block (see autograd/autograd.h).
+ * its tape's arena, a parameter in its nb_params block (see nabla/autograd.h).
  */
 #ifndef NB_TENSOR_H
 #define NB_TENSOR_H

@@ -1,4 +1,4 @@
-/* autograd/autograd.h — the tape, the ops that record on it, and parameters.
+/* nabla/autograd.h — the tape, the ops that record on it, and parameters.
  *
  * Ops are eager: nb_add(tp, a, b) computes a + b at once and, when an input requires a gradient
  * and recording is on, appends one record to the tape. The tape is therefore already in
@@ -19,8 +19,8 @@
 
 #include <stdio.h>
 
-#include "tensor/rng.h"
-#include "tensor/tensor.h"
+#include "rng.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

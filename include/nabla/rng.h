@@ -1,4 +1,4 @@
-/* tensor/rng.h — a counter-based random generator (Philox4x32-10).
+/* nabla/rng.h — a counter-based random generator (Philox4x32-10).
  *
  * The state is a key (the seed) and a counter. Filling a tensor of n values consumes a fixed
  * range of counters, and value i depends only on (key, counter + i / values-per-block), so the
@@ -8,7 +8,7 @@
 #ifndef NB_RNG_H
 #define NB_RNG_H
 
-#include "tensor/tensor.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,10 +2,10 @@
  *
  * nabla is a tensor and reverse-mode autodiff library in C17 with a zoo of autoencoders.
  *
- * Tensors (tensor/tensor.h) are plain structs: dtype (f32 or f64), up to 4 dims, shape and
+ * Tensors (nabla/tensor.h) are plain structs: dtype (f32 or f64), up to 4 dims, shape and
  * strides in elements (0 = broadcast), a data pointer. They never own memory.
  *
- * The tape (autograd/autograd.h) is where computation happens. Every op takes the tape first,
+ * The tape (nabla/autograd.h) is where computation happens. Every op takes the tape first,
  * computes its result at once into the tape's arena, and records itself when an input needs a
  * gradient. nb_backward walks the records in reverse, adding (+=) into each input's gradient.
  * nb_tape_reset rewinds the arena: after the first step, training allocates nothing.
@@ -13,7 +13,7 @@
  * it pass the NULL along, so you check once, at nb_backward.
  *
  * Parameters live in an nb_params store (flat blocks of values and gradients), optimizers update
- * that store in one pass (nn/nn.h), models are small structs of layers (models/models.h).
+ * that store in one pass (nabla/nn.h), models are small structs of layers (nabla/models.h).
  *
  * A worked example, linear regression (docs/examples/regression.c, built and run by the tests):
  *
@@ -37,10 +37,10 @@
 #ifndef NABLA_H
 #define NABLA_H
 
-#include "tensor/tensor.h"
-#include "tensor/rng.h"
-#include "autograd/autograd.h"
-#include "nn/nn.h"
-#include "models/models.h"
+#include "tensor.h"
+#include "rng.h"
+#include "autograd.h"
+#include "nn.h"
+#include "models.h"
 
 #endif

@@ -1,4 +1,4 @@
-/* models/models.h — the autoencoder zoo: AE, denoising AE, VAE, conditional VAE, as MLP or conv
+/* nabla/models.h — the autoencoder zoo: AE, denoising AE, VAE, conditional VAE, as MLP or conv
  * nets, on one small API, plus the training loop every app shares.
  *
  *   nb_model m;  nb_model_init(&m, &cfg, ps, &rng);
@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#include "nn/nn.h"
+#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {
