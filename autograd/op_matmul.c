@@ -29,7 +29,7 @@ static int as_operand(const nb_tensor *t, gemm_operand *g)
 
 static int64_t batch_of(const nb_node *n) { return n->out->ndim == 3 ? n->out->shape[0] : 1; }
 
-nb_status nb_fwd_matmul(nb_tape *tp, nb_node *n)
+static nb_status fwd_matmul(nb_tape *tp, nb_node *n)
 {
     (void)tp;
     gemm_operand A, B;
@@ -49,7 +49,7 @@ nb_status nb_fwd_matmul(nb_tape *tp, nb_node *n)
 
 /* dA += dC·op(B)ᵀ and dB += op(A)ᵀ·dC, batch by batch; a matrix shared across the batch
  * accumulates every batch's contribution in its one gradient. */
-void nb_bwd_matmul(nb_tape *tp, nb_node *n)
+static nb_status bwd_matmul(nb_tape *tp, nb_node *n)
 {
     nb_tensor *ga = nb__grad(tp, n->in[0]), *gb = nb__grad(tp, n->in[1]);
     gemm_operand A, B;
@@ -71,7 +71,22 @@ void nb_bwd_matmul(nb_tape *tp, nb_node *n)
                          A.ld, gcb, N, 1.0, (char *)gb->data + b * gb_bs * es, N);
     }
     if (st) nb__fail(tp, st, "nb_matmul: backward GEMM failed (%s)", nb_status_str(st));
+    return st;
 }
+
+static nb_status shape_matmul(nb_tape *tp, const nb_node *n, int *nd, int64_t *shape)
+{
+    (void)tp;
+    const nb_tensor *a = n->in[0], *b = n->in[1];
+    *nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    if (*nd == 3) shape[0] = a->ndim == 3 ? a->shape[0] : b->shape[0];
+    shape[*nd - 2] = nb_dim(a, -2);
+    shape[*nd - 1] = nb_dim(b, -1);
+    return NB_OK;
+}
+
+const nb_op_def nb__op_matmul = {.name = "matmul", .shape = shape_matmul, .forward = fwd_matmul,
+                                 .backward = bwd_matmul};
 
 nb_tensor *nb_matmul(nb_tape *tp, nb_tensor *a, nb_tensor *b)
 {
@@ -94,11 +109,5 @@ nb_tensor *nb_matmul(nb_tape *tp, nb_tensor *a, nb_tensor *b)
     gemm_operand g;
     if (!as_operand(a, &g) && !(a = nb_contiguous(tp, a))) return NULL;
     if (!as_operand(b, &g) && !(b = nb_contiguous(tp, b))) return NULL;
-    int64_t shape[3];
-    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
-    if (nd == 3) shape[0] = a->ndim == 3 ? a->shape[0] : b->shape[0];
-    shape[nd - 2] = nb_dim(a, -2);
-    shape[nd - 1] = nb_dim(b, -1);
-    nb_node n = {.op = NB_OP_MATMUL, .nin = 2, .in = {a, b}};
-    return nb__apply(tp, &n, nd, shape, 0);
+    return nb_op_apply(tp, &nb__op_matmul, &(nb_node){.nin = 2, .in = {a, b}});
 }

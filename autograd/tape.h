@@ -1,15 +1,9 @@
-/* autograd/tape.h — internal: tape records, the op table, and the helpers every op uses.
+/* autograd/tape.h — internal: the tape's insides and the helpers the built-in ops share.
  *
- * How an op is written (see op_elementwise.c for the simplest ones):
- *   1. its public constructor checks inputs with nb__inputs, works out the output shape (failing
- *      with nb__fail and a message that names the op and the shapes), fills an nb_node on the
- *      stack and calls nb__apply;
- *   2. nb__apply allocates the output, runs nb_fwd_<impl>, and keeps the node on the tape when
- *      an input requires a gradient and recording is on;
- *   3. nb_bwd_<impl> reads n->out->grad and adds (+=) into nb__grad(tp, n->in[i]), which is NULL
- *      for inputs that need no gradient. Broadcasting never reaches an op's backward: binary
- *      ops expand their inputs with nb_expand first, and EXPAND's backward is the one place
- *      where gradients are summed back to an input's shape.
+ * The built-in ops are defined exactly as any op is (nabla/op.h): a descriptor, a shape rule,
+ * a forward and a backward side by side in one op_*.c file, applied with nb_op_apply. This file
+ * only adds what autograd's own ops share beyond that public interface: the list of them
+ * (ops.def), axis lists as bitmasks, and reduced gradients seen with their input's rank.
  */
 #ifndef NB_TAPE_H
 #define NB_TAPE_H
@@ -17,46 +11,31 @@
 #include <stdint.h>
 
 #include "autograd/arena.h"
-#include "nabla/autograd.h"
+#include "nabla/op.h"
 #include "tensor/kernels.h"
 
-typedef enum nb_op_id {
-#define NB_OP(id, name, impl) NB_OP_##id,
-#include "autograd/ops.def"
-#undef NB_OP
-    NB_OP_COUNT
-} nb_op_id;
-
-enum { NB_MAX_IN = 3 };
-
-typedef struct nb_node {
-    nb_op_id op;
-    int nin;
-    nb_tensor *in[NB_MAX_IN];
-    nb_tensor *out;
-    double s[2];                /* scalar arguments */
-    int64_t i[NB_MAX_DIMS + 2]; /* integer arguments: axes, permutation, slice bounds */
-    void *aux;                  /* op-owned data in the arena (saved tensors, primitives) */
-} nb_node;
-
-typedef struct nb_op {
-    const char *name;
-    nb_status (*forward)(nb_tape *tp, nb_node *n);
-    void (*backward)(nb_tape *tp, nb_node *n);
-} nb_op;
-
-extern const nb_op nb_ops[NB_OP_COUNT];
-
-#define NB_OP(id, name, impl)                                                                \
-    nb_status nb_fwd_##impl(nb_tape *tp, nb_node *n);                                        \
-    void nb_bwd_##impl(nb_tape *tp, nb_node *n);
+#define NB_OP(name) extern const nb_op_def nb__op_##name;
 #include "autograd/ops.def"
 #undef NB_OP
 
 typedef struct nb_cache_entry nb_cache_entry;
 
+/* Tensor headers of one step: blocks that are never moved, rewound by a reset. */
+typedef struct nb_hdr_block nb_hdr_block;
+typedef struct nb_hdr_pool {
+    nb_hdr_block *head, *cur;
+    int used; /* headers taken from cur */
+} nb_hdr_pool;
+
 struct nb_tape {
-    nb_arena arena;
+    nb_arena arena; /* data, saved state and scratch of the current step */
+    /* Headers alternate between two pools, step by step, and carry the step's generation. A
+     * header from the previous step is therefore never overwritten by one of this step, and
+     * still says which step it belongs to: using it is refused, not read as fresh data. */
+    nb_hdr_pool hdr[2];
+    uint64_t gen;   /* this step's generation: unique across tapes and steps */
+    uint64_t steps; /* resets so far; its parity picks the header pool */
+    nb_tape *live_next;    /* the list of live tapes (tape.c) */
     nb_cache_entry *cache; /* objects that outlive a step, e.g. oneDNN primitives per shape */
     nb_node *nodes;
     int n_nodes, cap_nodes;
@@ -66,16 +45,22 @@ struct nb_tape {
     char msg[512];
 };
 
+/* What a header is marked with when its pool is rewound: never a live generation. */
+#define NB_GEN_STALE UINT64_MAX
+
 /* Records the first error since reset (later ones are dropped); returns st. */
 #define nb__fail nb_tape_fail
-/* 1 when the op can run: no earlier error, no NULL input, one dtype. Otherwise 0, with an
- * error recorded for a NULL input that is not explained by an earlier error. */
+/* nb_op_check: 1 when an op can run on the n inputs: a tape, no earlier error, inputs not NULL,
+ * of a step that has not ended, of one dtype. Otherwise 0, with the error recorded (on the
+ * tape, or in nb_last_error for a NULL tape) unless an earlier error explains a NULL input. */
 int nb__inputs(nb_tape *tp, const char *op, int n, nb_tensor *const *in);
-/* Output of n (shape given), allocated unless view; runs the forward and records the node. */
-nb_tensor *nb__apply(nb_tape *tp, nb_node *n, int ndim, const int64_t *shape, int view);
-/* A tensor struct in the arena, contiguous; data allocated when alloc. NULL on failure. */
+/* 0 when t is an arena tensor of a step that has ended, on this tape or another (error recorded,
+ * naming op and which input, 0 for "the tensor"); 1 otherwise. */
+int nb__current(nb_tape *tp, const char *op, const nb_tensor *t, int which);
+/* A tensor header for this step, contiguous strides; its data in the arena when alloc. NULL with
+ * the error recorded on failure. */
 nb_tensor *nb__tensor(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, int alloc);
-void *nb__alloc(nb_tape *tp, size_t bytes);
+#define nb__alloc nb_op_alloc
 /* The gradient of t to add into, zero-filled on first use; NULL when t needs none. */
 nb_tensor *nb__grad(nb_tape *tp, nb_tensor *t);
 /* The node's output gradient with the reduced axes put back as size-1, stride-0 dims, so it
@@ -84,12 +69,7 @@ nb_tensor nb__unreduce(const nb_tensor *g, const nb_tensor *in, uint32_t axes_ma
 /* Normalises an axis list into a bitmask over a's dims (0 axes: all). */
 int nb__axes(nb_tape *tp, const char *op, const nb_tensor *a, int naxes, const int *axes,
              uint32_t *mask);
-/* The tape's cache of objects that outlive a step (oneDNN primitives, one per op and shape):
- * found by key bytes, destroyed with destroy(obj) by nb_tape_free. Keys must be fully
- * initialised (memset padding). add returns 0 when out of memory (obj is then destroyed). */
-void *nb__cache_find(nb_tape *tp, const void *key, size_t len);
-int nb__cache_add(nb_tape *tp, const void *key, size_t len, void *obj, void (*destroy)(void *));
-/* "(3,5,7)" for messages, in a static-free buffer of the caller. */
+/* "(3,5,7)" for messages, in a buffer of the caller's scope. */
 #define NB_SHP(t) nb_shape_str((t), (char[64]){0}, 64)
 
 #endif

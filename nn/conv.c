@@ -16,9 +16,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "autograd/tape.h"
 #include "nn/conv_ref.h"
-#include "nabla/nn.h"
+#include "nn/internal.h"
 
 /* ---- geometry ------------------------------------------------------------------------------ */
 
@@ -44,7 +43,7 @@ int64_t nb_conv_transpose_out_size(int64_t in, int k, int stride, int pad, int o
     return out < 1 ? -1 : out;
 }
 
-/* n->aux of a conv node */
+/* n->saved of a conv node */
 typedef struct conv_aux {
     nb_conv_cfg cfg;
     uint64_t seq; /* which forward of its primitives this node ran */
@@ -182,11 +181,11 @@ typedef struct conv_shape {
 
 static conv_shape shape_of(const nb_node *n)
 {
-    const conv_aux *aux = n->aux;
+    const conv_aux *aux = n->saved;
     const nb_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
     conv_shape s;
     memset(&s, 0, sizeof s); /* the struct is the cache key: no stray padding bytes */
-    s.transposed = n->op == NB_OP_CONV_TRANSPOSE2D;
+    s.transposed = n->op == &nb__op_conv_transpose2d;
     s.has_bias = n->nin > 2;
     for (int d = 0; d < 4; d++) s.src[d] = x->shape[d], s.dst[d] = y->shape[d];
     /* oneDNN weights are (out, in, kh, kw) for both; PyTorch's transposed ones are (in, out) */
@@ -345,7 +344,7 @@ fail:
 static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a)
 {
     if (a->prim == a->user) return dnnl_success;
-    void *buf = nb__alloc(tp, a->bytes);
+    void *buf = nb_op_alloc(tp, a->bytes);
     return buf ? dnnl_memory_set_data_handle(a->prim, buf) : dnnl_out_of_memory;
 }
 
@@ -380,7 +379,7 @@ fail:
 
 static nb_status dnn_fail(nb_tape *tp, const nb_node *n, const char *what, dnnl_status_t st)
 {
-    return nb__fail(tp, NB_ERR_BACKEND, "nb_%s: oneDNN %s failed (status %d)", nb_ops[n->op].name,
+    return nb_tape_fail(tp, NB_ERR_BACKEND, "nb_%s: oneDNN %s failed (status %d)", n->op->name,
                     what, (int)st);
 }
 
@@ -392,17 +391,14 @@ static conv_prims *prims_for(nb_tape *tp, nb_node *n)
         return NULL;
     }
     conv_shape s = shape_of(n);
-    conv_prims *c = nb__cache_find(tp, &s, sizeof s);
+    conv_prims *c = nb_tape_cache_find(tp, &s, sizeof s);
     if (c) return c;
     dnnl_status_t st = dnnl_success;
     if (!(c = prims_create(&s, &st))) {
         dnn_fail(tp, n, "primitive creation", st);
         return NULL;
     }
-    if (!nb__cache_add(tp, &s, sizeof s, c, prims_free)) {
-        nb__fail(tp, NB_ERR_NOMEM, "nb_%s: out of memory caching primitives", nb_ops[n->op].name);
-        return NULL;
-    }
+    if (nb_tape_cache_add(tp, &s, sizeof s, c, prims_free)) return NULL;
     return c;
 }
 
@@ -417,12 +413,12 @@ static void add_bias_f64(nb_tensor *y, const nb_tensor *b)
         for (int64_t j = 0; j < HW; j++) yd[i * HW + j] += bd[i % O];
 }
 
-nb_status nb_fwd_conv(nb_tape *tp, nb_node *n)
+static nb_status fwd_conv(nb_tape *tp, nb_node *n)
 {
-    conv_aux *aux = n->aux;
+    conv_aux *aux = n->saved;
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     nb_tensor *y = n->out;
-    const int transposed = n->op == NB_OP_CONV_TRANSPOSE2D;
+    const int transposed = n->op == &nb__op_conv_transpose2d;
     if (y->dtype == NB_F64) {
         nb_fill(y, 0.0);
         if (transposed)
@@ -432,7 +428,7 @@ nb_status nb_fwd_conv(nb_tape *tp, nb_node *n)
         if (b) add_bias_f64(y, b);
         return NB_OK;
     }
-    if (!(aux->prims = prims_for(tp, n))) return tp->status;
+    if (!(aux->prims = prims_for(tp, n))) return nb_tape_status(tp);
     conv_prims *c = aux->prims;
     aux->seq = ++c->fwd_seq;
     const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL},
@@ -456,9 +452,9 @@ static void bias_grad_f64(const nb_tensor *gy, nb_tensor *gb)
 static void bwd_f64(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_tensor *gb)
 {
     (void)tp;
-    const conv_aux *aux = n->aux;
+    const conv_aux *aux = n->saved;
     const nb_tensor *x = n->in[0], *w = n->in[1], *gy = n->out->grad;
-    if (n->op == NB_OP_CONV_TRANSPOSE2D) { /* the plain convolution runs from y back to x */
+    if (n->op == &nb__op_conv_transpose2d) { /* the plain convolution runs from y back to x */
         if (gx) nb_conv_ref_fwd(&aux->g, gy->data, w->data, gx->data);
         if (gw) nb_conv_ref_bwd_weights(&aux->g, gy->data, x->data, gw->data);
     } else {
@@ -471,7 +467,7 @@ static void bwd_f64(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
 /* Gradients accumulate: the outputs are ARG_OUT_ACC arguments, added into gx, gw, gb. */
 static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_tensor *gb)
 {
-    conv_aux *aux = n->aux;
+    conv_aux *aux = n->saved;
     conv_prims *c = aux->prims;
     conv_shape s = shape_of(n);
     dnnl_status_t st;
@@ -500,8 +496,8 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
         }
     }
     if (gw || gb) { /* both are computed together; one the caller does not need goes to scratch */
-        nb_tensor *tw = gw ? gw : nb__tensor(tp, w->dtype, w->ndim, w->shape, 1);
-        nb_tensor *tb = !c->has_bias ? NULL : gb ? gb : nb__tensor(tp, w->dtype, 1, n->in[2]->shape, 1);
+        nb_tensor *tw = gw ? gw : nb_empty(tp, w->dtype, w->ndim, w->shape);
+        nb_tensor *tb = !c->has_bias ? NULL : gb ? gb : nb_empty(tp, w->dtype, 1, n->in[2]->shape);
         if (!tw || (c->has_bias && !tb)) return;
         const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL},
                                {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
@@ -513,28 +509,43 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
     }
 }
 
-void nb_bwd_conv(nb_tape *tp, nb_node *n)
+static nb_status bwd_conv(nb_tape *tp, nb_node *n)
 {
-    nb_tensor *gx = nb__grad(tp, n->in[0]), *gw = nb__grad(tp, n->in[1]);
-    nb_tensor *gb = n->nin > 2 ? nb__grad(tp, n->in[2]) : NULL;
+    nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1);
+    nb_tensor *gb = n->nin > 2 ? nb_op_grad(tp, n, 2) : NULL;
     if (n->out->dtype == NB_F64)
         bwd_f64(tp, n, gx, gw, gb);
     else
         bwd_f32(tp, n, gx, gw, gb);
+    return nb_tape_status(tp);
 }
 
-static nb_tensor *conv_op(nb_tape *tp, nb_op_id op, nb_tensor *x, nb_tensor *w, nb_tensor *b,
-                          nb_conv_cfg cfg)
+/* The output (N, O, H', W') was worked out by the constructor, which checked the geometry. */
+static nb_status shape_conv(nb_tape *tp, const nb_node *n, int *nd, int64_t *shape)
 {
-    const char *name = nb_ops[op].name;
-    const int transposed = op == NB_OP_CONV_TRANSPOSE2D;
-    if (!nb__inputs(tp, name, b ? 3 : 2, (nb_tensor *[]){x, w, b})) return NULL;
+    (void)tp;
+    *nd = 4;
+    for (int d = 0; d < 4; d++) shape[d] = n->i[d];
+    return NB_OK;
+}
+
+const nb_op_def nb__op_conv2d = {.name = "conv2d", .shape = shape_conv, .forward = fwd_conv,
+                                 .backward = bwd_conv};
+const nb_op_def nb__op_conv_transpose2d = {.name = "conv_transpose2d", .shape = shape_conv,
+                                           .forward = fwd_conv, .backward = bwd_conv};
+
+static nb_tensor *conv_op(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_tensor *w,
+                          nb_tensor *b, nb_conv_cfg cfg)
+{
+    const char *name = op->name;
+    const int transposed = op == &nb__op_conv_transpose2d;
+    if (!nb_op_check(tp, name, b ? 3 : 2, (nb_tensor *[]){x, w, b})) return NULL;
     /* channels: x (N, C, H, W); Conv2d w (O, C, kh, kw); ConvTranspose2d w (C, O, kh, kw) */
     const int64_t C = x->ndim == 4 ? x->shape[1] : -1;
     const int64_t wc = w->ndim == 4 ? w->shape[transposed ? 0 : 1] : -2;
     const int64_t O = w->ndim == 4 ? w->shape[transposed ? 1 : 0] : -1;
     if (x->ndim != 4 || w->ndim != 4 || C != wc || (b && (b->ndim != 1 || b->shape[0] != O))) {
-        nb__fail(tp, NB_ERR_SHAPE, "nb_%s: input %s, weight %s, bias %s: want (N, C, H, W), %s, (%s)",
+        nb_tape_fail(tp, NB_ERR_SHAPE, "nb_%s: input %s, weight %s, bias %s: want (N, C, H, W), %s, (%s)",
                  name, NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none",
                  transposed ? "(C, O, kh, kw)" : "(O, C, kh, kw)", "O");
         return NULL;
@@ -549,7 +560,7 @@ static nb_tensor *conv_op(nb_tape *tp, nb_op_id op, nb_tensor *x, nb_tensor *w, 
                                        : nb_conv_out_size(x->shape[2 + d], k, cfg.stride[d],
                                                           cfg.pad[d], cfg.dilation[d]));
         if (out[d] < 1) {
-            nb__fail(tp, NB_ERR_SHAPE, "nb_%s: input %s, kernel %lldx%lld, stride %d, padding %d, "
+            nb_tape_fail(tp, NB_ERR_SHAPE, "nb_%s: input %s, kernel %lldx%lld, stride %d, padding %d, "
                      "output padding %d, dilation %d give no valid output along dim %d", name,
                      NB_SHP(x), (long long)w->shape[2], (long long)w->shape[3], cfg.stride[d],
                      cfg.pad[d], cfg.out_pad[d], cfg.dilation[d], 2 + d);
@@ -557,7 +568,7 @@ static nb_tensor *conv_op(nb_tape *tp, nb_op_id op, nb_tensor *x, nb_tensor *w, 
         }
     }
     if (!(x = nb_contiguous(tp, x)) || !(w = nb_contiguous(tp, w))) return NULL;
-    conv_aux *aux = nb__alloc(tp, sizeof *aux);
+    conv_aux *aux = nb_op_alloc(tp, sizeof *aux);
     if (!aux) return NULL;
     const int64_t N = x->shape[0], H = x->shape[2], W = x->shape[3];
     /* g describes a plain convolution; a transposed one is the convolution from its output
@@ -571,19 +582,19 @@ static nb_tensor *conv_op(nb_tape *tp, nb_op_id op, nb_tensor *x, nb_tensor *w, 
                  : (nb_conv_geom){N, C, H, W, O, w->shape[2], w->shape[3], out[0], out[1],
                                   cfg.stride[0], cfg.stride[1], cfg.pad[0], cfg.pad[1],
                                   cfg.dilation[0], cfg.dilation[1]};
-    nb_node n = {.op = op, .nin = b ? 3 : 2, .in = {x, w, b}, .aux = aux};
-    return nb__apply(tp, &n, 4, (const int64_t[]){N, O, out[0], out[1]}, 0);
+    nb_node n = {.nin = b ? 3 : 2, .in = {x, w, b}, .i = {N, O, out[0], out[1]}, .saved = aux};
+    return nb_op_apply(tp, op, &n);
 }
 
 nb_tensor *nb_conv2d(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_cfg c)
 {
-    return conv_op(tp, NB_OP_CONV2D, x, w, b, c);
+    return conv_op(tp, &nb__op_conv2d, x, w, b, c);
 }
 
 nb_tensor *nb_conv_transpose2d(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b,
                                nb_conv_cfg c)
 {
-    return conv_op(tp, NB_OP_CONV_TRANSPOSE2D, x, w, b, c);
+    return conv_op(tp, &nb__op_conv_transpose2d, x, w, b, c);
 }
 
 /* ---- layers -------------------------------------------------------------------------------- */

@@ -3,12 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/tape.h"
-#include "nabla/nn.h"
+#include "nn/internal.h"
 
 /* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
  * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. */
-nb_status nb_fwd_linear(nb_tape *tp, nb_node *n)
+static nb_status fwd_linear(nb_tape *tp, nb_node *n)
 {
     (void)tp;
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
@@ -21,30 +20,44 @@ nb_status nb_fwd_linear(nb_tape *tp, nb_node *n)
 }
 
 /* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy */
-void nb_bwd_linear(nb_tape *tp, nb_node *n)
+static nb_status bwd_linear(nb_tape *tp, nb_node *n)
 {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad;
-    nb_tensor *gx = nb__grad(tp, x), *gw = nb__grad(tp, w), *gb = b ? nb__grad(tp, b) : NULL;
+    (void)x, (void)w;
+    nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
     nb_status st = NB_OK;
     if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
     if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
-    if (st) nb__fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
+    if (st) return nb_tape_fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
     if (gb) {
         nb_tensor row = *gb;
         row.ndim = 2, row.shape[0] = 1, row.shape[1] = O, row.stride[0] = O, row.stride[1] = 1;
         nb_ew_reduce(NB_RED_SUM, &row, gy, 1);
     }
+    return NB_OK;
 }
+
+static nb_status shape_linear(nb_tape *tp, const nb_node *n, int *nd, int64_t *shape)
+{
+    (void)tp;
+    *nd = 2;
+    shape[0] = n->in[0]->shape[0];
+    shape[1] = n->in[1]->shape[0];
+    return NB_OK;
+}
+
+const nb_op_def nb__op_linear = {.name = "linear", .shape = shape_linear, .forward = fwd_linear,
+                                 .backward = bwd_linear};
 
 nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
 {
     nb_tensor *in[3] = {x, w, b};
-    if (!nb__inputs(tp, "linear", b ? 3 : 2, in)) return NULL;
+    if (!nb_op_check(tp, "linear", b ? 3 : 2, in)) return NULL;
     const int ok = x->ndim >= 1 && w->ndim == 2 && nb_dim(x, -1) == w->shape[1] &&
                    (!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
     if (!ok) {
-        nb__fail(tp, NB_ERR_SHAPE, "nb_linear: input %s, weight %s, bias %s: want (..., in), "
+        nb_tape_fail(tp, NB_ERR_SHAPE, "nb_linear: input %s, weight %s, bias %s: want (..., in), "
                  "(out, in), (out)", NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
         return NULL;
     }
@@ -52,8 +65,7 @@ nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
     /* any leading dims fold into the GEMM's rows */
     nb_tensor *x2 = nb_contiguous(tp, x->ndim == 2 ? x : nb_reshape(tp, x, NB_SHAPE(-1, I)));
     if (!(w = nb_contiguous(tp, w)) || !x2) return NULL;
-    nb_node n = {.op = NB_OP_LINEAR, .nin = b ? 3 : 2, .in = {x2, w, b}};
-    nb_tensor *y = nb__apply(tp, &n, 2, (const int64_t[]){x2->shape[0], O}, 0);
+    nb_tensor *y = nb_op_apply(tp, &nb__op_linear, &(nb_node){.nin = b ? 3 : 2, .in = {x2, w, b}});
     if (!y || x->ndim == 2) return y;
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
@@ -86,4 +98,16 @@ nb_status nb_linear_init(nb_linear_layer *l, nb_params *ps, const char *name, in
 nb_tensor *nb_linear_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x)
 {
     return nb_linear(tp, x, l->weight, l->bias);
+}
+
+static const nb_op_def *const nn_ops[] = {
+#define NB_OP(name) &nb__op_##name,
+#include "nn/ops.def"
+#undef NB_OP
+};
+
+const nb_op_def *const *nb_nn_ops(int *n)
+{
+    if (n) *n = (int)(sizeof nn_ops / sizeof nn_ops[0]);
+    return nn_ops;
 }

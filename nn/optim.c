@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/tape.h"
+#include "nn/internal.h"
 #include "nabla/nn.h"
 #include "tensor/error.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "docs/examples/iwae.h"
-#include "tests/gradcheck.h"
+#include "tests/gc_tap.h"
 #include "tests/tap.h"
 
 enum { N = 256, H = 4, W = 5, D = H * W };
@@ -90,10 +90,10 @@ static void test_iwae(void)
     nb_model_cfg cfg = small_vae();
     cfg.height = 2, cfg.width = 3;
     nb_model_init(&c.m, &cfg, ps, &r);
-    gc_case g = {.op = 0, .label = "IWAE-3 loss (docs/examples/iwae.c)", .build = build_iwae, .ctx = &c, .nin = 2,
-                 .in = {GC_IN(GC_UNIT, 2, 6), GC_IN(GC_CONST, 3, 2, 3)}, .params = ps};
-    int covered[GC_MAX_OPS] = {0};
-    gc_run(&g, 77, covered);
+    nb_gradcheck_case g = {.label = "IWAE-3 loss (docs/examples/iwae.c)", .build = build_iwae, .ctx = &c,
+                           .nin = 2, .in = {NB_GC_IN(NB_GC_UNIT, 2, 6), NB_GC_IN(NB_GC_CONST, 3, 2, 3)},
+                           .params = ps, .seed = 77};
+    gc_tap(&g);
     nb_params_free(ps);
 
     /* L_1 is the ELBO */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "nabla/models.h"
-#include "tests/gradcheck.h"
+#include "tests/gc_tap.h"
 #include "tests/tap.h"
 
 typedef struct model_case {
@@ -67,7 +67,6 @@ int main(void)
         {.label = "AE (conv, BCE)", .cfg = conv(NB_AE), .beta = 1, .denoise = 0},
     };
     cases[6].cfg.logvar_min = -6, cases[6].cfg.logvar_max = 6;
-    int covered[GC_MAX_OPS] = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         model_case *c = &cases[i];
         c->ps = nb_params_new(NB_F64);
@@ -76,16 +75,16 @@ int main(void)
         /* the learned log-variance starts at 0; move it off that point so its gradient is generic */
         if (c->m.dec_logvar) nb_rng_uniform(&r, c->m.dec_logvar, -0.5, 0.5);
         const int64_t D = (int64_t)c->cfg.channels * c->cfg.height * c->cfg.width;
-        gc_case g = {.op = NB_OP_LINEAR, .label = c->label, .build = build, .ctx = c, .nin = c->denoise ? 3 : 2,
-                     .params = c->ps};
+        nb_gradcheck_case g = {.op = gc_op("linear"), .label = c->label, .build = build, .ctx = c,
+                               .nin = c->denoise ? 3 : 2, .params = c->ps, .seed = 900 + (unsigned)i};
         int64_t xs[4];
         int nd = nb_model_input_shape(&c->m, B, xs);
-        g.in[0] = (gc_input){.ndim = nd, .dom = GC_UNIT};
+        g.in[0] = (nb_gc_input){.ndim = nd, .dom = NB_GC_UNIT};
         memcpy(g.in[0].shape, xs, sizeof xs);
-        g.in[1] = (gc_input){.ndim = 1, .shape = {B * c->cfg.latent}, .dom = GC_CONST};
+        g.in[1] = (nb_gc_input){.ndim = 1, .shape = {B * c->cfg.latent}, .dom = NB_GC_CONST};
         g.in[2] = g.in[0];
         (void)D;
-        gc_run(&g, 900 + (unsigned)i, covered);
+        gc_tap(&g);
         nb_params_free(c->ps);
     }
     return tap_done();

@@ -29,7 +29,7 @@ static void test_views(void)
     nb_tape *tp = nb_tape_new();
     nb_tensor *x = seq(tp, NB_F32, NB_SHAPE(3, 5, 7));
 
-    nb_tensor *p = nb_permute(tp, x, (const int[]){2, 0, 1});
+    nb_tensor *p = nb_permute(tp, x, NB_AXES(2, 0, 1));
     int good = p->data == x->data && p->shape[0] == 7 && p->shape[1] == 3 && p->shape[2] == 5;
     for (int i = 0; i < 7 && good; i++)
         for (int j = 0; j < 3; j++)
@@ -68,7 +68,7 @@ static void test_views(void)
     ok(good, "concat along axis 1");
 
     /* elementwise through strided operands on both sides */
-    nb_tensor *sum = nb_add(tp, p, nb_permute(tp, x, (const int[]){2, 0, 1}));
+    nb_tensor *sum = nb_add(tp, p, nb_permute(tp, x, NB_AXES(2, 0, 1)));
     good = 1;
     for (int64_t i = 0; i < 105 && good; i++) good &= nb_get(sum, i) == 2 * nb_get(p, i);
     ok(good, "add of two permuted views");
@@ -375,7 +375,7 @@ BAD(concat, nb_concat(tp, 1, T(2, 3), T(3, 3)))
 BAD(reshape, nb_reshape(tp, T(3, 5), NB_SHAPE(4, 4)))
 BAD(reshape_infer, nb_reshape(tp, T(3, 5), NB_SHAPE(-1, 4)))
 BAD(expand, nb_expand(tp, T(3, 2), NB_SHAPE(3, 4)))
-BAD(permute, nb_permute(tp, T(3, 2), (const int[]){0, 0}))
+BAD(permute, nb_permute(tp, T(3, 2), NB_AXES(0, 0)))
 BAD(transpose, nb_transpose(tp, T(3, 2), 0, 2))
 BAD(slice, nb_slice(tp, T(3, 2), 0, 1, 5, 1))
 BAD(sum_axis, nb_sum(tp, T(3, 2), NB_AXES(2), 0))

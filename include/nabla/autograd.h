@@ -136,9 +136,12 @@ NB_API nb_tensor *nb_concat(nb_tape *tp, int axis, nb_tensor *a, nb_tensor *b);
 
 /* Views: no copy, unless reshape meets a non-contiguous input. */
 NB_API nb_tensor *nb_reshape(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape);
-NB_API nb_tensor *nb_permute(nb_tape *tp, nb_tensor *a, const int *perm);
+/* Dim d of the result is dim perm[d] of a; nperm must be a's ndim. */
+NB_API nb_tensor *nb_permute(nb_tape *tp, nb_tensor *a, int nperm, const int *perm);
 NB_API nb_tensor *nb_transpose(nb_tape *tp, nb_tensor *a, int d0, int d1);
-/* Elements start, start+step, ... < end along axis. */
+/* Elements start, start+step, ... < end along axis. Negative start and end count from the end;
+ * end = NB_END means "to the end". */
+#define NB_END INT64_MAX
 NB_API nb_tensor *nb_slice(nb_tape *tp, nb_tensor *a, int axis, int64_t start, int64_t end,
                            int64_t step);
 /* Broadcast to shape (size-1 dims repeat with stride 0; new leading dims may be added). */

@@ -40,6 +40,8 @@
 #include "tensor.h"
 #include "rng.h"
 #include "autograd.h"
+#include "op.h"
+#include "gradcheck.h"
 #include "nn.h"
 #include "models.h"
 

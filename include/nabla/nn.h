@@ -12,10 +12,14 @@
 #define NB_NN_H
 
 #include "autograd.h"
+#include "op.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* nn's layers and losses as ops (nabla/op.h), *n of them: what a coverage test walks. */
+NB_API const nb_op_def *const *nb_nn_ops(int *n);
 
 /* ---- layers -------------------------------------------------------------------------------- */
 

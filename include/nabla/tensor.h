@@ -51,6 +51,7 @@ typedef struct nb_tensor {
     struct nb_tensor *grad;      /* same shape, contiguous; NULL until backward reaches it */
     uint32_t flags;              /* NB_REQUIRES_GRAD | NB_PARAM */
     const char *name;            /* parameters only: the name it was registered under */
+    uint64_t gen;                /* the tape step an arena tensor belongs to; 0 outside a tape */
 } nb_tensor;
 
 /* Shapes as literal arguments: nb_zeros(tp, NB_F32, NB_SHAPE(3, 5)). */
