@@ -82,7 +82,7 @@ static nb_tensor *test_images(lesson *L, int64_t n)
     int64_t idx[1024];
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     nb_tensor *x = nb_empty(L->tp, NB_F32, NB_SHAPE(n, L->test.rows * L->test.cols));
-    if (x) nb_dataset_images(&L->test, idx, n, x, NB_BIN_NONE, NULL);
+    if (x && nb_dataset_images(&L->test, idx, n, x, NB_BIN_NONE, NULL)) return NULL;
     return x;
 }
 
@@ -99,7 +99,8 @@ static int ae_vs_pca(lesson *L, app_model *ae, app_model *vae)
     for (int64_t i = 0; i < ntr && !rc; i++) idx[i] = i;
     nb_tensor tall;
     nb_tensor_wrap(&tall, NB_F32, 2, (const int64_t[]){ntr, D}, all);
-    if (!rc) nb_dataset_images(&L->train, idx, ntr, &tall, NB_BIN_NONE, NULL);
+    if (!rc && nb_dataset_images(&L->train, idx, ntr, &tall, NB_BIN_NONE, NULL))
+        rc = app_fail("compare", NULL);
     printf("== compare: PCA of %lld training images (LAPACK) ==\n", (long long)ntr);
     if (!rc && pca_fit(all, ntr, D, PCA_K, mean, comp, var)) rc = app_fail("compare", "PCA");
     /* test MSE (per image, summed over pixels) of PCA and the AE at each d */
@@ -118,7 +119,10 @@ static int ae_vs_pca(lesson *L, app_model *ae, app_model *vae)
             int64_t one = i;
             nb_tensor t1;
             nb_tensor_wrap(&t1, NB_F32, 2, (const int64_t[]){1, D}, xi);
-            nb_dataset_images(&L->test, &one, 1, &t1, NB_BIN_NONE, NULL);
+            if (nb_dataset_images(&L->test, &one, 1, &t1, NB_BIN_NONE, NULL)) {
+                rc = app_fail("compare", NULL);
+                break;
+            }
             pca_encode(mean, comp, D, ae_dims[k], xi, z);
             pca_decode(mean, comp, D, ae_dims[k], z, xr);
             for (int j = 0; j < D; j++) pca_mse[k] += (xr[j] - xi[j]) * (double)(xr[j] - xi[j]);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apps/app.h"
 #include "tensor/error.h"
@@ -43,8 +44,27 @@ static nb_status draw_curves(const char *out)
 
 typedef struct train_ctx {
     const nb_train_cfg *cfg;
-    int vae;
+    int vae, tty;
 } train_ctx;
+
+/* A progress bar on a terminal; elsewhere a line per quarter epoch. On stderr: stdout keeps the
+ * epoch lines, which scripts read. */
+static void on_step(const nb_step_log *l, void *p)
+{
+    const train_ctx *c = p;
+    if (c->cfg->progress == 0) return;
+    const int width = 24, fill = (int)(width * l->batch / (l->batches ? l->batches : 1));
+    if (c->tty) {
+        fprintf(stderr, "\r  epoch %d/%d [%.*s%*s] %lld/%lld  loss %8.2f  %6.0f img/s  ETA %2d:%02d ",
+                l->epoch, l->epochs, fill, "########################", width - fill, "",
+                (long long)l->batch, (long long)l->batches, l->mean_loss, l->images_per_s,
+                (int)l->eta_s / 60, (int)l->eta_s % 60);
+        if (l->batch == l->batches) fprintf(stderr, "\r%*s\r", 100, "");
+    } else if (l->batch % ((l->batches + 3) / 4) == 0 || l->batch == l->batches) {
+        fprintf(stderr, "  epoch %d/%d: %lld/%lld batches, loss %.2f, %.0f img/s\n", l->epoch,
+                l->epochs, (long long)l->batch, (long long)l->batches, l->mean_loss, l->images_per_s);
+    }
+}
 
 static void on_epoch(const nb_epoch_log *l, void *p)
 {
@@ -86,8 +106,9 @@ int cmd_train(int argc, char **argv)
     nb_trainer *t = nb_trainer_new(&cfg, app_flag_str(flags, 1, "resume"));
     if (!t) return app_fail("train", NULL);
     describe(t);
-    train_ctx ctx = {nb_trainer_cfg(t), nb_model_is_vae(nb_trainer_model(t))};
-    nb_status st = nb_trainer_run(t, on_epoch, &ctx);
+    const nb_train_cfg *c = nb_trainer_cfg(t);
+    train_ctx ctx = {c, nb_model_is_vae(nb_trainer_model(t)), c->progress < 0 ? isatty(2) : c->progress};
+    nb_status st = nb_trainer_run(t, &(nb_train_hooks){on_step, on_epoch, &ctx});
     nb_trainer_free(t);
     return st ? app_fail("train", NULL) : APP_OK;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nabla/autograd.h"
+#include "tensor/error.h"
 
 enum { ALIGN_BYTES = 64, NAME_MAX_LEN = 255 };
 
@@ -20,7 +21,6 @@ struct nb_params {
     int64_t *offset;    /* element offset of each tensor in the blocks */
     void *data, *grad;  /* flat blocks of capacity values */
     int64_t used, capacity;
-    char err[320];
 };
 
 nb_params *nb_params_new(nb_dtype dt)
@@ -45,7 +45,6 @@ void nb_params_free(nb_params *ps)
     free(ps);
 }
 
-const char *nb_params_error(const nb_params *ps) { return ps->err; }
 nb_dtype nb_params_dtype(const nb_params *ps) { return ps->dtype; }
 int nb_params_count(const nb_params *ps) { return ps->count; }
 nb_tensor *nb_params_at(nb_params *ps, int i) { return i >= 0 && i < ps->count ? ps->t[i] : NULL; }
@@ -112,24 +111,31 @@ static int grow_blocks(nb_params *ps, int64_t need)
 
 nb_tensor *nb_param(nb_params *ps, const char *name, int ndim, const int64_t *shape)
 {
+    if (!ps) {
+        nb_error(NB_ERR_ARG, "nb_param: the store is NULL");
+        return NULL;
+    }
     if (!name || !*name || strlen(name) > NAME_MAX_LEN) {
-        snprintf(ps->err, sizeof ps->err, "nb_param: name must have 1 to %d characters",
-                 NAME_MAX_LEN);
+        nb_error(NB_ERR_ARG, "nb_param: name must have 1 to %d characters", NAME_MAX_LEN);
         return NULL;
     }
     if (nb_params_find(ps, name)) {
-        snprintf(ps->err, sizeof ps->err, "nb_param: '%s' is already registered", name);
+        nb_error(NB_ERR_ARG, "nb_param: '%s' is already registered", name);
         return NULL;
     }
-    if (ndim < 0 || ndim > NB_MAX_DIMS) {
-        snprintf(ps->err, sizeof ps->err, "nb_param: '%s' has %d dims (at most %d)", name, ndim,
+    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim && !shape)) {
+        nb_error(NB_ERR_ARG, "nb_param: '%s' has %d dims (0 to %d, with a shape)", name, ndim,
                  NB_MAX_DIMS);
         return NULL;
     }
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
-            snprintf(ps->err, sizeof ps->err, "nb_param: '%s' has a negative size", name);
+            nb_error(NB_ERR_ARG, "nb_param: '%s' has a negative size", name);
+            return NULL;
+        }
+        if (shape[i] && n > ((int64_t)1 << 40) / shape[i]) { /* a trillion values: a typo */
+            nb_error(NB_ERR_ARG, "nb_param: '%s' would hold more than 2^40 values", name);
             return NULL;
         }
         n *= shape[i];
@@ -168,6 +174,6 @@ nb_tensor *nb_param(nb_params *ps, const char *name, int ndim, const int64_t *sh
     ps->used += padded;
     return t;
 nomem:
-    snprintf(ps->err, sizeof ps->err, "nb_param: out of memory registering '%s'", name);
+    nb_error(NB_ERR_NOMEM, "nb_param: out of memory registering '%s'", name);
     return NULL;
 }

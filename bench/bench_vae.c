@@ -106,7 +106,10 @@ int main(int argc, char **argv)
             int64_t shape[4];
             const int nd = nb_model_input_shape(&m, b, shape);
             nb_tensor *x = nb_empty(tp, NB_F32, nd, shape);
-            nb_dataset_images(&train, idx, b, x, NB_BIN_NONE, NULL);
+            if (!x || nb_dataset_images(&train, idx, b, x, NB_BIN_NONE, NULL)) {
+                fprintf(stderr, "bench_vae: %s\n", nb_last_error());
+                return 1;
+            }
             nb_batch batch = {x, x, NULL};
             nb_loss_opts o = {.beta = 1, .rng = &rng};
             nb_loss_terms t;

@@ -37,7 +37,7 @@ nb_status nb_mlp_init(nb_mlp *m, nb_params *ps, const char *name, int n, const i
         char full[256];
         snprintf(full, sizeof full, "%s.%d", name, i);
         if (nb_linear_init(&m->layer[i], ps, full, sizes[i], sizes[i + 1], 1, rng))
-            return nb_error(NB_ERR_ARG, "%s: %s", full, nb_params_error(ps));
+            return nb_error(NB_ERR_ARG, "%s: %s", full, nb_last_error());
     }
     return NB_OK;
 }
@@ -57,7 +57,7 @@ int nb_model_is_vae(const nb_model *m) { return m->cfg.kind == NB_VAE || m->cfg.
 
 static int conditional(const nb_model *m) { return m->cfg.kind == NB_CVAE; }
 
-int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape)
+int nb_model_input_shape(const nb_model *m, int64_t b, int64_t shape[NB_MAX_DIMS])
 {
     shape[0] = b;
     if (m->cfg.arch == NB_ARCH_MLP) {
@@ -68,9 +68,9 @@ int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape)
     return 4;
 }
 
-static nb_status named(nb_params *ps, const char *what)
+static nb_status named(const char *what)
 {
-    return nb_error(NB_ERR_ARG, "model: %s: %s", what, nb_params_error(ps));
+    return nb_error(NB_ERR_ARG, "model: %s: %s", what, nb_last_error());
 }
 
 static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
@@ -89,13 +89,13 @@ static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
     up2.out_pad[0] = (int)(c->height - 2 * h1), up2.out_pad[1] = (int)(c->width - 2 * w1);
     if (nb_conv2d_init(&m->enc_c1, ps, "enc.conv1", c->channels + cond, c->conv1, 4, k4, 1, rng) ||
         nb_conv2d_init(&m->enc_c2, ps, "enc.conv2", c->conv1, c->conv2, 4, k4, 1, rng))
-        return named(ps, "encoder convolutions");
+        return named("encoder convolutions");
     const int flat = c->conv2 * m->h2 * m->w2;
     const int dec_sizes[2] = {c->latent + cond, flat};
     if (nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
     if (nb_conv_transpose2d_init(&m->dec_c1, ps, "dec.deconv1", c->conv2, c->conv1, 4, up1, 1, rng) ||
         nb_conv_transpose2d_init(&m->dec_c2, ps, "dec.deconv2", c->conv1, c->channels, 4, up2, 1, rng))
-        return named(ps, "decoder convolutions");
+        return named("decoder convolutions");
     return NB_OK;
 }
 
@@ -136,13 +136,13 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
     const int vae = nb_model_is_vae(m);
     if (nb_linear_init(&m->head_mu, ps, vae ? "enc.mu" : "enc.code", body_out, c->latent, 1, rng) ||
         (vae && nb_linear_init(&m->head_logvar, ps, "enc.logvar", body_out, c->latent, 1, rng)))
-        return named(ps, "encoder heads");
+        return named("encoder heads");
     if (vae && (c->decoder == NB_DEC_GAUSSIAN_SHARED || c->decoder == NB_DEC_GAUSSIAN_PIXEL)) {
         int64_t shape[4];
         const int nd = nb_model_input_shape(m, 1, shape);
         m->dec_logvar = c->decoder == NB_DEC_GAUSSIAN_SHARED ? nb_param(ps, "dec.logvar", 0, NULL)
                                                              : nb_param(ps, "dec.logvar", nd - 1, shape + 1);
-        if (!m->dec_logvar) return named(ps, "decoder log-variance"); /* starts at 0: σ = 1 */
+        if (!m->dec_logvar) return named("decoder log-variance"); /* starts at 0: σ = 1 */
     }
     if (c->init_std > 0) /* AEVB: N(0, σ²) for all of them, instead of PyTorch's defaults */
         for (int i = 0; i < nb_params_count(ps); i++) nb_init_normal(nb_params_at(ps, i), rng, 0, c->init_std);
@@ -158,14 +158,23 @@ nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds, c
     const int nd = nb_model_input_shape(m, n, shape);
     const nb_dtype dt = nb_params_dtype(m->ps);
     *y = NULL;
-    if (!(*x = nb_empty(tp, dt, nd, shape))) return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
-    nb_dataset_images(ds, idx, n, *x, bin, rng);
+    *x = NULL;
+    if (!ds || !x) return nb_error(NB_ERR_ARG, "nb_model_batch: the data set is NULL");
+    if (ds->channels != m->cfg.channels || ds->rows != m->cfg.height || ds->cols != m->cfg.width)
+        return nb_error(NB_ERR_SHAPE, "nb_model_batch: the model takes %dx%dx%d images, the data "
+                        "set holds %dx%dx%d", m->cfg.channels, m->cfg.height, m->cfg.width,
+                        ds->channels, ds->rows, ds->cols);
+    nb_tensor *xt = nb_empty(tp, dt, nd, shape);
+    if (!xt) return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
+    nb_status st = nb_dataset_images(ds, idx, n, xt, bin, rng);
+    if (st) return st;
     if (m->cfg.kind == NB_CVAE) {
         if (!ds->labels) return nb_error(NB_ERR_ARG, "conditional VAE: the data set has no labels");
         if (!(*y = nb_empty(tp, dt, NB_SHAPE(n, m->cfg.nclasses))))
             return nb_error(nb_tape_status(tp), "%s", nb_tape_error(tp));
-        nb_dataset_onehot(ds, idx, n, *y);
+        if ((st = nb_dataset_onehot(ds, idx, n, *y))) return *y = NULL, st;
     }
+    *x = xt;
     return NB_OK;
 }
 
@@ -184,9 +193,31 @@ static nb_tensor *with_label(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_te
     return nb_concat(tp, 1, x, nb_expand(tp, y4, NB_SHAPE(x->shape[0], nb_dim(y, 1), x->shape[2], x->shape[3])));
 }
 
-void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y, nb_tensor **mu,
-                     nb_tensor **logvar)
+/* 1 when x has the model's input shape for its batch; else the error names both shapes. */
+static int input_ok(nb_tape *tp, const nb_model *m, const nb_tensor *x)
 {
+    if (!x || nb_tape_status(tp)) return 1; /* the ops pass the NULL or the error along */
+    int64_t want[NB_MAX_DIMS];
+    const int nd = nb_model_input_shape(m, x->ndim ? x->shape[0] : 0, want);
+    int same = x->ndim == nd;
+    for (int d = 0; same && d < nd; d++) same = x->shape[d] == want[d];
+    if (same) return 1;
+    nb_tensor w;
+    nb_tensor_wrap(&w, x->dtype, nd, want, NULL);
+    char a[64], b[64];
+    nb_tape_fail(tp, NB_ERR_SHAPE, "model (%s): input %s, want %s", m->cfg.arch == NB_ARCH_CONV ?
+                 "conv" : "MLP", nb_shape_str(x, a, sizeof a), nb_shape_str(&w, b, sizeof b));
+    return 0;
+}
+
+nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
+                          nb_tensor **mu, nb_tensor **logvar)
+{
+    if (!mu) return nb_tape_fail(tp, NB_ERR_ARG, "nb_model_encode: mu is NULL");
+    *mu = NULL;
+    if (logvar) *logvar = NULL;
+    if (!m) return nb_tape_fail(tp, NB_ERR_ARG, "nb_model_encode: the model is NULL");
+    if (!input_ok(tp, m, x)) return nb_tape_status(tp);
     nb_tensor *h = with_label(tp, m, x, y);
     if (m->cfg.arch == NB_ARCH_CONV) {
         h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->enc_c1, h));
@@ -197,6 +228,7 @@ void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
     }
     *mu = nb_linear_fwd(tp, &m->head_mu, h);
     if (logvar) *logvar = nb_model_is_vae(m) ? nb_linear_fwd(tp, &m->head_logvar, h) : NULL;
+    return tp ? nb_tape_status(tp) : NB_ERR_ARG;
 }
 
 nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y)

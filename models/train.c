@@ -1,5 +1,5 @@
 /* models/train.c — the training loop every app shares: epochs over shuffled minibatches,
- * evaluation, a progress bar, metrics.csv, atomic checkpoints, resume, and the non-finite guard.
+ * evaluation, progress through callbacks, metrics.csv, atomic checkpoints, resume, and the non-finite guard.
  *
  * Reproducibility: every random draw of step s (ε, corruption, dynamic binarisation) comes from
  * the stream fork(seed, s), and the data order of epoch e from fork(seed, e); nothing else is
@@ -95,8 +95,12 @@ static nb_status ckpt_open(const char *path, nb_safetensors **f)
     if (nb_st_open(f, path)) return NB_ERR_IO;
     const char *fmt = nb_st_meta(*f, "format");
     if (!fmt || strcmp(fmt, CKPT_FORMAT)) {
+        /* the message first: fmt lives in the file's header, which closing frees */
+        nb_status st = nb_error(NB_ERR_FORMAT, "%s: not a nabla checkpoint (format '%.40s'; "
+                                "nabla writes '%s')", path, fmt ? fmt : "none", CKPT_FORMAT);
         nb_st_close(*f);
-        return nb_error(NB_ERR_FORMAT, "%s: not a nabla checkpoint (format '%s')", path, fmt ? fmt : "none");
+        *f = NULL;
+        return st;
     }
     return NB_OK;
 }
@@ -143,7 +147,8 @@ nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o)
                 else
                     nb_copy_out(&saved, dst->data);
             }
-        if (!st) nb_optim_set_steps(o, meta_int(f, "optim_steps"));
+        if (!st && nb_optim_set_steps(o, meta_int(f, "optim_steps")))
+            st = nb_error(NB_ERR_FORMAT, "%s: the optimizer step count is missing or negative", path);
     }
 out:
     nb_st_close(f);
@@ -236,22 +241,6 @@ const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t) { return &t->cfg; }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-static void progress(const nb_train_cfg *c, int tty, int epoch, int64_t done, int64_t total,
-                     double loss, double ips, double eta)
-{
-    const int width = 24;
-    const int fill = (int)(width * done / (total ? total : 1));
-    if (tty) {
-        fprintf(stderr, "\r  epoch %d/%d [%.*s%*s] %lld/%lld  loss %8.2f  %6.0f img/s  ETA %2d:%02d ",
-                epoch, c->epochs, fill, "########################", width - fill, "", (long long)done,
-                (long long)total, loss, ips, (int)eta / 60, (int)eta % 60);
-        if (done == total) fprintf(stderr, "\r%*s\r", 100, "");
-    } else {
-        fprintf(stderr, "  epoch %d/%d: %lld/%lld batches, loss %.2f, %.0f img/s\n", epoch, c->epochs,
-                (long long)done, (long long)total, loss, ips);
-    }
-}
-
 /* The non-finite guard's message: the step, and where the NaN was born. */
 static nb_status nonfinite(nb_trainer *t, const char *what)
 {
@@ -261,7 +250,7 @@ static nb_status nonfinite(nb_trainer *t, const char *what)
                     "checkpoint is kept", (long long)t->step + 1, t->epoch + 1, where);
 }
 
-static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
+static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_hooks *h)
 {
     const nb_train_cfg *c = &t->cfg;
     const nb_model *m = &t->model;
@@ -269,8 +258,6 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
     if (nb_batcher_init(&bt, &t->train, c->batch, 1, c->seed)) return nb_error(NB_ERR_NOMEM, "batcher: out of memory");
     nb_batcher_epoch(&bt, t->epoch); /* the order depends on (seed, epoch) only */
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
-    const int tty = c->progress < 0 ? isatty(2) : c->progress;
-    const int64_t every = tty ? 1 : (nbatch + 3) / 4; /* not a terminal: a line per quarter */
     const double t0 = now_s();
     double sum_loss = 0, sum_recon = 0, sum_kl = 0;
     int64_t seen = 0, b, i = 0;
@@ -313,10 +300,14 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log)
         }
         sum_recon += recon, sum_kl += kl, sum_loss += recon + kl, seen += b;
         log->beta = o.beta;
-        if (c->progress != 0 && (i % every == 0 || i == nbatch)) {
+        if (h && h->on_step) {
             const double dt = now_s() - t0;
-            progress(c, tty, t->epoch + 1, i, nbatch, sum_loss / (double)seen, (double)seen / dt,
-                     dt / (double)i * (double)(nbatch - i));
+            const nb_step_log sl = {.epoch = t->epoch + 1, .epochs = c->epochs, .batch = i,
+                                    .batches = nbatch, .step = t->step, .loss = loss,
+                                    .mean_loss = sum_loss / (double)seen,
+                                    .images_per_s = (double)seen / dt,
+                                    .eta_s = dt / (double)i * (double)(nbatch - i)};
+            h->on_step(&sl, h->ctx);
         }
     }
     nb_batcher_free(&bt);
@@ -338,8 +329,9 @@ static void csv_row(FILE *f, const nb_epoch_log *l)
     fflush(f);
 }
 
-nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, void *), void *ctx)
+nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks)
 {
+    if (!t) return nb_error(NB_ERR_ARG, "nb_trainer_run: the trainer is NULL");
     const nb_train_cfg *c = &t->cfg;
     char csv_path[600], ckpt[600];
     snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", c->out);
@@ -354,8 +346,8 @@ nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, v
     while (t->epoch < c->epochs) {
         nb_epoch_log log = {0};
         log.lr = nb_lr_at(c->schedule, c->optim.lr, t->epoch);
-        nb_optim_set_lr(t->optim, log.lr);
-        nb_status st = train_epoch(t, &log);
+        nb_status st = nb_optim_set_lr(t->optim, log.lr);
+        if (!st) st = train_epoch(t, &log, hooks);
         if (st) return st;
         t->epoch++;
         log.epoch = t->epoch;
@@ -364,7 +356,7 @@ nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, v
         if ((st = nb_model_evaluate(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key, &log.test))) return st;
         csv_row(t->csv, &log);
         if ((st = nb_checkpoint_save(ckpt, t->ps, t->optim, c, t->epoch, t->step))) return st;
-        if (on_epoch) on_epoch(&log, ctx);
+        if (hooks && hooks->on_epoch) hooks->on_epoch(&log, hooks->ctx);
     }
     return NB_OK;
 }

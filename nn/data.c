@@ -314,17 +314,20 @@ static void convert_row(const convert_job *j, int64_t e)
     }
 }
 
-void nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t count, nb_tensor *x,
-                       nb_binarize bin, nb_rng *rng)
+nb_status nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t count, nb_tensor *x,
+                            nb_binarize bin, nb_rng *rng)
 {
+    if (!ds || !x || (count > 0 && !idx))
+        return nb_error(NB_ERR_ARG, "nb_dataset_images: the data set, indices or tensor is NULL");
+    if (count < 0) return nb_error(NB_ERR_ARG, "nb_dataset_images: count %" PRId64 " < 0", count);
     const int64_t d = example_bytes(ds);
-    if (count <= 0 || !fits(x, count, d, "nb_dataset_images") ||
-        !indices_ok(ds, idx, count, "nb_dataset_images"))
-        return;
-    if (bin == NB_BIN_DYNAMIC && !rng) {
-        nb_error(NB_ERR_ARG, "nb_dataset_images: NB_BIN_DYNAMIC needs an rng");
-        return;
-    }
+    if (!fits(x, count, d, "nb_dataset_images")) return NB_ERR_SHAPE;
+    if (!indices_ok(ds, idx, count, "nb_dataset_images")) return NB_ERR_ARG;
+    if (bin != NB_BIN_NONE && bin != NB_BIN_THRESHOLD && bin != NB_BIN_DYNAMIC)
+        return nb_error(NB_ERR_ARG, "nb_dataset_images: unknown binarisation %d", (int)bin);
+    if (bin == NB_BIN_DYNAMIC && !rng)
+        return nb_error(NB_ERR_ARG, "nb_dataset_images: NB_BIN_DYNAMIC needs an rng");
+    if (count == 0) return NB_OK;
 
     double lut[256];
     for (int v = 0; v < 256; v++) lut[v] = bin == NB_BIN_THRESHOLD ? (v > 127) : v / 255.0;
@@ -338,18 +341,24 @@ void nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t count, 
     } else {
         for (int64_t e = 0; e < count; e++) convert_row(&j, e);
     }
+    return NB_OK;
 }
 
-void nb_dataset_onehot(const nb_dataset *ds, const int64_t *idx, int64_t count, nb_tensor *y)
+nb_status nb_dataset_onehot(const nb_dataset *ds, const int64_t *idx, int64_t count, nb_tensor *y)
 {
-    const int64_t k = ds->nclasses;
-    if (count <= 0 || !fits(y, count, k, "nb_dataset_onehot") ||
-        !indices_ok(ds, idx, count, "nb_dataset_onehot"))
-        return;
-    if (!ds->labels) {
-        nb_error(NB_ERR_ARG, "nb_dataset_onehot: the dataset has no labels");
-        return;
-    }
+    if (!ds || !y || (count > 0 && !idx))
+        return nb_error(NB_ERR_ARG, "nb_dataset_onehot: the data set, indices or tensor is NULL");
+    if (!ds->labels) return nb_error(NB_ERR_ARG, "nb_dataset_onehot: the data set has no labels");
+    if (count < 0) return nb_error(NB_ERR_ARG, "nb_dataset_onehot: count %" PRId64 " < 0", count);
+    /* the width is the tensor's: a model's class count, which may exceed the data's */
+    const int64_t k = y->ndim == 2 ? y->shape[1] : -1;
+    if (k < 1) return nb_error(NB_ERR_SHAPE, "nb_dataset_onehot: y must be (count, classes)");
+    if (!fits(y, count, k, "nb_dataset_onehot")) return NB_ERR_SHAPE;
+    if (!indices_ok(ds, idx, count, "nb_dataset_onehot")) return NB_ERR_ARG;
+    for (int64_t e = 0; e < count; e++)
+        if (ds->labels[idx[e]] >= k)
+            return nb_error(NB_ERR_ARG, "nb_dataset_onehot: example %" PRId64 " has label %d; the "
+                            "one-hot width is %" PRId64 " classes", idx[e], ds->labels[idx[e]], k);
     for (int64_t e = 0; e < count; e++) {
         const int64_t c = ds->labels[idx[e]];
         for (int64_t i = 0; i < k; i++) {
@@ -359,6 +368,7 @@ void nb_dataset_onehot(const nb_dataset *ds, const int64_t *idx, int64_t count, 
                 ((float *)y->data)[e * k + i] = (float)(i == c);
         }
     }
+    return NB_OK;
 }
 
 /* ---- minibatches ---------------------------------------------------------------------------- */

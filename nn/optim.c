@@ -42,10 +42,14 @@ static const char *state_names[][MAX_STATE] = {
 static nb_status check_cfg(const nb_optim_cfg *c)
 {
     if (c->kind < NB_SGD || c->kind > NB_ADAGRAD) return nb_error(NB_ERR_ARG, "optimizer: unknown kind %d", (int)c->kind);
-    if (!(c->lr >= 0)) return nb_error(NB_ERR_ARG, "optimizer: learning rate %g is negative", c->lr);
-    if (!(c->weight_decay >= 0)) return nb_error(NB_ERR_ARG, "optimizer: weight decay %g is negative", c->weight_decay);
-    if (!(c->eps >= 0)) return nb_error(NB_ERR_ARG, "optimizer: eps %g is negative", c->eps);
-    if (!(c->clip_norm >= 0)) return nb_error(NB_ERR_ARG, "optimizer: clip norm %g is negative", c->clip_norm);
+    const double vals[] = {c->lr, c->weight_decay, c->momentum, c->dampening, c->beta1, c->beta2,
+                           c->eps, c->lr_decay, c->initial_accumulator, c->clip_norm};
+    static const char *names[] = {"learning rate", "weight decay", "momentum", "dampening",
+                                  "beta1", "beta2", "eps", "lr decay", "initial accumulator",
+                                  "clip norm"};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+        if (!(vals[i] >= 0) || !isfinite(vals[i]))
+            return nb_error(NB_ERR_ARG, "optimizer: %s %g must be finite and not negative", names[i], vals[i]);
     if ((c->kind == NB_ADAM || c->kind == NB_ADAMW) &&
         !(c->beta1 >= 0 && c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1))
         return nb_error(NB_ERR_ARG, "optimizer: betas (%g, %g) must lie in [0, 1)", c->beta1, c->beta2);
@@ -56,6 +60,10 @@ static nb_status check_cfg(const nb_optim_cfg *c)
 
 nb_optim *nb_optim_new(nb_params *ps, nb_optim_cfg cfg)
 {
+    if (!ps) {
+        nb_error(NB_ERR_ARG, "nb_optim_new: the parameter store is NULL");
+        return NULL;
+    }
     if (check_cfg(&cfg)) return NULL;
     nb_optim *o = calloc(1, sizeof *o);
     if (!o) goto nomem;
@@ -99,22 +107,37 @@ void nb_optim_free(nb_optim *o)
     free(o);
 }
 
-void nb_optim_set_lr(nb_optim *o, double lr) { o->cfg.lr = lr; }
-double nb_optim_lr(const nb_optim *o) { return o->cfg.lr; }
-int64_t nb_optim_steps(const nb_optim *o) { return o->steps; }
-void nb_optim_set_steps(nb_optim *o, int64_t steps) { o->steps = steps; }
-double nb_optim_grad_norm(const nb_optim *o) { return o->grad_norm; }
-int nb_optim_state_count(const nb_optim *o) { return o->nstate; }
+nb_status nb_optim_set_lr(nb_optim *o, double lr)
+{
+    if (!o) return nb_error(NB_ERR_ARG, "nb_optim_set_lr: the optimizer is NULL");
+    if (!(lr >= 0) || !isfinite(lr))
+        return nb_error(NB_ERR_ARG, "nb_optim_set_lr: learning rate %g must be finite and not negative", lr);
+    o->cfg.lr = lr;
+    return NB_OK;
+}
+
+double nb_optim_lr(const nb_optim *o) { return o ? o->cfg.lr : 0; }
+int64_t nb_optim_steps(const nb_optim *o) { return o ? o->steps : 0; }
+
+nb_status nb_optim_set_steps(nb_optim *o, int64_t steps)
+{
+    if (!o || steps < 0) return nb_error(NB_ERR_ARG, "nb_optim_set_steps: %s", o ? "negative steps" : "the optimizer is NULL");
+    o->steps = steps;
+    return NB_OK;
+}
+
+double nb_optim_grad_norm(const nb_optim *o) { return o ? o->grad_norm : 0; }
+int nb_optim_state_count(const nb_optim *o) { return o ? o->nstate : 0; }
 
 nb_tensor *nb_optim_state(nb_optim *o, int k, int param)
 {
-    if (k < 0 || k >= o->nstate || param < 0 || param >= o->nparams) return NULL;
+    if (!o || k < 0 || k >= o->nstate || param < 0 || param >= o->nparams) return NULL;
     return &o->views[k * o->nparams + param];
 }
 
 const char *nb_optim_state_name(const nb_optim *o, int k)
 {
-    return k >= 0 && k < o->nstate ? state_names[o->cfg.kind][k] : NULL;
+    return o && k >= 0 && k < o->nstate ? state_names[o->cfg.kind][k] : NULL;
 }
 
 /* Σ g² over the flat gradient block, in fixed chunks combined in order. */
@@ -151,6 +174,7 @@ static nb_status report_nonfinite(nb_optim *o)
 
 nb_status nb_optim_step(nb_optim *o)
 {
+    if (!o) return nb_error(NB_ERR_ARG, "nb_optim_step: the optimizer is NULL");
     if (nb_params_count(o->ps) != o->nparams)
         return nb_error(NB_ERR_STATE, "optimizer: %d parameters were registered after it was "
                         "created", nb_params_count(o->ps) - o->nparams);

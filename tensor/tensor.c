@@ -11,12 +11,16 @@ static _Thread_local char last_error[512];
 
 const char *nb_last_error(void) { return last_error; }
 
+/* Formatted into a copy first: callers may pass nb_last_error() itself as an argument, to
+ * wrap the message of the call that failed beneath them. */
 nb_status nb_error(nb_status st, const char *fmt, ...)
 {
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return st;
 }
 

@@ -362,20 +362,22 @@ static void test_images(void)
         for (int p = 0; p < 6; p++) good &= xd[e * 6 + p] == px[idx[e] * 6 + p] / 255.0;
     ok(good, "f64 (3, 1, 2, 3): pixel / 255");
 
-    nb_dataset_images(&ds, idx + 1, 1, &(nb_tensor){0}, NB_BIN_NONE, NULL); /* ndim 0: ignored */
+    ok(nb_dataset_images(&ds, idx + 1, 1, &(nb_tensor){0}, NB_BIN_NONE, NULL) == NB_ERR_SHAPE,
+       "a 0-d tensor is refused (%s)", nb_last_error());
     nb_tensor_wrap(&x, NB_F64, NB_SHAPE(1, 6), xd);
-    nb_dataset_images(&ds, idx + 1, 1, &x, NB_BIN_THRESHOLD, NULL);
+    ok(nb_dataset_images(&ds, idx + 1, 1, &x, NB_BIN_THRESHOLD, NULL) == NB_OK, "threshold: ok");
     const double want[6] = {0, 0, 0, 1, 1, 1};
     ok(memcmp(xd, want, sizeof want) == 0 && xd[7] == 1 / 255.0, "threshold: > 127 is 1, only row 0 written");
 
     for (int i = 0; i < 18; i++) xf[i] = -7;
     nb_tensor_wrap(&x, NB_F32, NB_SHAPE(2, 6), xf);
-    nb_dataset_images(&ds, idx, 3, &x, NB_BIN_NONE, NULL); /* 3 rows asked, room for 2 */
+    good = nb_dataset_images(&ds, idx, 3, &x, NB_BIN_NONE, NULL) == NB_ERR_SHAPE; /* room for 2 */
     const int64_t bad[2] = {0, 2};
-    nb_dataset_images(&ds, bad, 2, &x, NB_BIN_NONE, NULL);
+    good &= nb_dataset_images(&ds, bad, 2, &x, NB_BIN_NONE, NULL) == NB_ERR_ARG;
+    good &= nb_dataset_images(&ds, idx, 2, &x, (nb_binarize)7, NULL) == NB_ERR_ARG;
+    good &= nb_dataset_images(&ds, idx, 2, &x, NB_BIN_DYNAMIC, NULL) == NB_ERR_ARG;
     nb_tensor_wrap(&x, NB_F32, NB_SHAPE(2, 5), xf);
-    nb_dataset_images(&ds, idx, 2, &x, NB_BIN_NONE, NULL);
-    good = 1;
+    good &= nb_dataset_images(&ds, idx, 2, &x, NB_BIN_NONE, NULL) == NB_ERR_SHAPE;
     for (int i = 0; i < 18; i++) good &= xf[i] == -7;
     ok(good && strstr(nb_last_error(), "(2,5)"), "a tensor of the wrong size or a bad index writes nothing (%s)", nb_last_error());
 
@@ -443,15 +445,18 @@ static void test_images(void)
     nb_dataset_onehot(&ds, idx + 1, 2, &y);
     const double wd[8] = {0, 0, 0, 1, 0, 1, 0, 0};
     ok(memcmp(yd, wd, sizeof wd) == 0, "one-hot f64 (2, 4)");
+    float y5[3 * 5];
+    nb_tensor_wrap(&y, NB_F32, NB_SHAPE(3, 5), y5);
+    ok(nb_dataset_onehot(&ds, idx, 3, &y) == NB_OK && y5[3] == 0 && y5[4] == 0 && y5[1] == 1,
+       "one-hot wider than the data's classes (a model's class count)");
     for (int i = 0; i < 12; i++) yf[i] = -7;
     nb_tensor_wrap(&y, NB_F32, NB_SHAPE(3, 3), yf);
-    nb_dataset_onehot(&ds, idx, 3, &y);
+    good = nb_dataset_onehot(&ds, idx, 3, &y) == NB_ERR_ARG && strstr(nb_last_error(), "label 3");
     nb_tensor_wrap(&y, NB_F32, NB_SHAPE(2, 4), yf);
-    nb_dataset_onehot(&ds, (const int64_t[]){0, -1}, 2, &y);
+    good &= nb_dataset_onehot(&ds, (const int64_t[]){0, -1}, 2, &y) == NB_ERR_ARG;
     ds.labels = NULL;
     nb_tensor_wrap(&y, NB_F32, NB_SHAPE(3, 4), yf);
-    nb_dataset_onehot(&ds, idx, 3, &y);
-    good = 1;
+    good &= nb_dataset_onehot(&ds, idx, 3, &y) == NB_ERR_ARG;
     for (int i = 0; i < 12; i++) good &= yf[i] == -7;
     ok(good, "one-hot into a wrong shape, with a bad index, or without labels, writes nothing");
 }

@@ -112,7 +112,7 @@ static void test_iwae(void)
         nb_tape_reset(tp);
         nb_tape_set_grad(tp, 0);
         nb_tensor *xr = nb_empty(tp, NB_F32, NB_SHAPE(64, D));
-        nb_dataset_images(&ds, idx, 64, xr, NB_BIN_NONE, NULL);
+        if (!xr || nb_dataset_images(&ds, idx, 64, xr, NB_BIN_NONE, NULL)) break;
         nb_tensor *eps = nb_randn(tp, &r, NB_F32, NB_SHAPE(1, 64, 3));
         nb_tensor *l1 = iwae_loss(tp, &c.m, xr, 1, eps, NULL);
         nb_batch b = {xr, xr, NULL};
@@ -132,7 +132,10 @@ static void test_iwae(void)
             nb_tape_reset(tp);
             nb_tape_set_grad(tp, 0);
             nb_tensor *xr = nb_empty(tp, NB_F32, NB_SHAPE(64, D));
-            nb_dataset_images(&ds, idx, 64, xr, NB_BIN_NONE, NULL);
+            if (!xr || nb_dataset_images(&ds, idx, 64, xr, NB_BIN_NONE, NULL)) {
+                ok(0, "IWAE-%d: images: %s", ks[i], nb_last_error());
+                break;
+            }
             nb_tensor *l = iwae_loss(tp, &c.m, xr, ks[i], NULL, &r);
             if (!l) {
                 ok(0, "IWAE-%d: %s", ks[i], nb_tape_error(tp));

@@ -440,7 +440,7 @@ static void test_errors(void)
 
     nb_params *ps = nb_params_new(NB_F32);
     ok(nb_param(ps, "w", NB_SHAPE(2)) && !nb_param(ps, "w", NB_SHAPE(3)) &&
-           strstr(nb_params_error(ps), "'w' is already registered"),
+           strstr(nb_last_error(), "'w' is already registered"),
        "a parameter name can be registered once");
     ok(!nb_param(ps, "", NB_SHAPE(3)), "an empty parameter name is refused");
     nb_params_free(ps);

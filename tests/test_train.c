@@ -40,7 +40,7 @@ static int train_one(const char *label, nb_train_cfg c, double *before, double *
     nb_trainer *t = nb_trainer_new(&c, NULL);
     if (!t) return ok(0, "%s: set-up: %s", label, nb_last_error());
     *before = test_loss(t);
-    nb_status st = nb_trainer_run(t, NULL, NULL);
+    nb_status st = nb_trainer_run(t, NULL);
     *after = test_loss(t);
     nb_trainer_free(t);
     return st ? ok(0, "%s: %s", label, nb_last_error()) : 1;
@@ -99,7 +99,7 @@ static int run(nb_train_cfg c, const char *resume)
 {
     nb_trainer *t = nb_trainer_new(&c, resume);
     if (!t) return 0;
-    nb_status st = nb_trainer_run(t, NULL, NULL);
+    nb_status st = nb_trainer_run(t, NULL);
     nb_trainer_free(t);
     return st == NB_OK;
 }
@@ -143,7 +143,7 @@ static void test_nan_guard(void)
     c.epochs = 3;
     nb_train_set(&c, "lr-schedule", "exp:1e12");
     nb_trainer *t = nb_trainer_new(&c, NULL);
-    nb_status st = t ? nb_trainer_run(t, NULL, NULL) : NB_ERR_ARG;
+    nb_status st = t ? nb_trainer_run(t, NULL) : NB_ERR_ARG;
     const char *msg = nb_last_error();
     ok(st == NB_ERR_NAN && strstr(msg, "step") && (strstr(msg, "nb_") || strstr(msg, "gradient")),
        "a diverging run stops with NB_ERR_NAN: %s", msg);

@@ -154,10 +154,9 @@ NB_API nb_tensor *nb_contiguous(nb_tape *tp, nb_tensor *a);
 NB_API nb_params *nb_params_new(nb_dtype dt);
 NB_API void nb_params_free(nb_params *ps);
 /* Registers a zero-filled parameter. Returns NULL if the name is taken or memory runs out; see
- * nb_params_error. The tensor stays valid until the store is freed. Registering moves the flat
+ * nb_last_error. The tensor stays valid until the store is freed. Registering moves the flat
  * blocks, so re-read t->data after adding parameters, never cache it before. */
 NB_API nb_tensor *nb_param(nb_params *ps, const char *name, int ndim, const int64_t *shape);
-NB_API const char *nb_params_error(const nb_params *ps);
 NB_API nb_dtype nb_params_dtype(const nb_params *ps);
 NB_API int nb_params_count(const nb_params *ps);
 NB_API nb_tensor *nb_params_at(nb_params *ps, int i);

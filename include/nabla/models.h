@@ -86,7 +86,7 @@ typedef struct nb_model {
 NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng);
 
 /* The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv. */
-NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t *shape);
+NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t shape[NB_MAX_DIMS]);
 
 /* Examples idx[0..n) of ds as the model takes them, on tp: *x in the input shape, *y the one-hot
  * labels for a CVAE (else NULL). bin and rng as for nb_dataset_images. */
@@ -95,9 +95,10 @@ NB_API nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset
                                 nb_tensor **x, nb_tensor **y);
 
 /* q(z|x): mu and logvar (B, d); for AEs the code in *mu and *logvar = NULL. y is the one-hot
- * label (B, nclasses) for a CVAE, else NULL. */
-NB_API void nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
-                            nb_tensor **mu, nb_tensor **logvar);
+ * label (B, nclasses) for a CVAE, else NULL. x must have the model's input shape
+ * (nb_model_input_shape). Returns the tape's status (outputs NULL on failure). */
+NB_API nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
+                                 nb_tensor **mu, nb_tensor **logvar);
 /* The decoder's raw output for codes z (B, d), in the input's shape: logits for Bernoulli,
  * pre-sigmoid means for Gaussian. */
 NB_API nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y);
@@ -201,7 +202,7 @@ typedef struct nb_train_cfg {
     double beta, free_bits;
     int kl_warmup;                 /* epochs of linear warm-up of beta, per step */
     nb_corruption corrupt;         /* the input is corrupted, the target clean (a DAE must) */
-    int progress;                  /* -1 auto (a terminal), 0 off, 1 on */
+    int progress;                  /* for the apps' step lines: -1 auto (a terminal), 0 off, 1 on */
     char preset[64];
 } nb_train_cfg;
 
@@ -229,6 +230,23 @@ typedef struct nb_epoch_log {
     double seconds, images_per_s;
 } nb_epoch_log;
 
+/* What a run reports after each optimizer step. */
+typedef struct nb_step_log {
+    int epoch, epochs;         /* the epoch under way (1-based) and the run's last */
+    int64_t batch, batches;    /* batches of this epoch done, and in all */
+    int64_t step;              /* optimizer steps so far */
+    double loss;               /* this step's loss */
+    double mean_loss;          /* the epoch's mean so far, nats per image */
+    double images_per_s, eta_s; /* the epoch's speed, and the time left in it */
+} nb_step_log;
+
+/* Where a run's progress goes: the library never prints. Every member may be NULL. */
+typedef struct nb_train_hooks {
+    void (*on_step)(const nb_step_log *, void *ctx);   /* after every step */
+    void (*on_epoch)(const nb_epoch_log *, void *ctx); /* after each epoch's checkpoint */
+    void *ctx;
+} nb_train_hooks;
+
 typedef struct nb_trainer nb_trainer;
 
 /* Loads the data, builds the model and optimizer, resumes from <path> when resume is set.
@@ -236,11 +254,10 @@ typedef struct nb_trainer nb_trainer;
 NB_API nb_trainer *nb_trainer_new(const nb_train_cfg *cfg, const char *resume);
 NB_API void nb_trainer_free(nb_trainer *t);
 /* Trains the remaining epochs, writing <out>/metrics.csv and an atomic checkpoint after every
- * epoch. on_epoch (may be NULL) runs after each epoch's checkpoint. Stops with NB_ERR_NAN and a
+ * epoch, and reporting progress through hooks (may be NULL). Stops with NB_ERR_NAN and a
  * message naming the step and the op or parameter when a loss or gradient turns non-finite; the
  * last good checkpoint stays. */
-NB_API nb_status nb_trainer_run(nb_trainer *t, void (*on_epoch)(const nb_epoch_log *, void *),
-                                void *ctx);
+NB_API nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks);
 NB_API const nb_model *nb_trainer_model(const nb_trainer *t);
 NB_API const nb_dataset *nb_trainer_data(const nb_trainer *t, int test);
 NB_API const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t);

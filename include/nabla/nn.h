@@ -127,7 +127,7 @@ NB_API void nb_optim_free(nb_optim *o);
 /* Checks the gradients are finite (else NB_ERR_NAN naming the first bad parameter and index,
  * parameters untouched), clips, applies one update, zeroes the gradients. */
 NB_API nb_status nb_optim_step(nb_optim *o);
-NB_API void nb_optim_set_lr(nb_optim *o, double lr);
+NB_API nb_status nb_optim_set_lr(nb_optim *o, double lr);
 NB_API double nb_optim_lr(const nb_optim *o);
 NB_API int64_t nb_optim_steps(const nb_optim *o);
 /* The L2 norm of all gradients before clipping, from the last step. */
@@ -138,7 +138,7 @@ NB_API double nb_optim_grad_norm(const nb_optim *o);
 NB_API int nb_optim_state_count(const nb_optim *o); /* 0, 1 or 2 moment blocks */
 NB_API nb_tensor *nb_optim_state(nb_optim *o, int k, int param);
 NB_API const char *nb_optim_state_name(const nb_optim *o, int k); /* "momentum", "exp_avg", ... */
-NB_API void nb_optim_set_steps(nb_optim *o, int64_t steps);
+NB_API nb_status nb_optim_set_steps(nb_optim *o, int64_t steps);
 
 /* Learning-rate schedules, evaluated per epoch (PyTorch's StepLR and ExponentialLR). */
 typedef enum nb_lr_kind { NB_LR_CONSTANT, NB_LR_STEP, NB_LR_EXPONENTIAL } nb_lr_kind;
@@ -212,12 +212,15 @@ typedef enum nb_binarize {
 } nb_binarize;
 
 /* Writes examples idx[0..count) into x (count, C·H·W) or (count, C, H, W), f32 or f64,
- * converting from bytes on the fly. rng is used by NB_BIN_DYNAMIC only. */
-NB_API void nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t count,
-                              nb_tensor *x, nb_binarize bin, nb_rng *rng);
-/* One-hot labels (count, nclasses). */
-NB_API void nb_dataset_onehot(const nb_dataset *ds, const int64_t *idx, int64_t count,
-                              nb_tensor *y);
+ * contiguous, converting from bytes on the fly. rng is used by NB_BIN_DYNAMIC only. A tensor of
+ * another size or an index out of range is refused (NB_ERR_SHAPE, NB_ERR_ARG) before anything
+ * is written. */
+NB_API nb_status nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t count,
+                                   nb_tensor *x, nb_binarize bin, nb_rng *rng);
+/* One-hot labels into y (count, K): K may exceed the data's classes (a model's class count); a
+ * label >= K is refused. */
+NB_API nb_status nb_dataset_onehot(const nb_dataset *ds, const int64_t *idx, int64_t count,
+                                   nb_tensor *y);
 
 /* Minibatches over a dataset: a seeded permutation per epoch (the same for a given seed and
  * epoch, whatever happened before), the last partial batch kept. */
