@@ -48,6 +48,31 @@ typedef struct run {
     int64_t ny;
 } run;
 
+/* Gives the NB_GC_DISTINCT inputs the points of one grid 0.02 apart or more, shuffled. */
+static nb_status draw_distinct(run *R, nb_rng *rng)
+{
+    const nb_gradcheck_case *c = R->c;
+    int64_t total = 0;
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].dom == NB_GC_DISTINCT) total += numel_of(&c->in[i]);
+    if (!total) return NB_OK;
+    double *grid = malloc((size_t)total * sizeof *grid);
+    if (!grid) return NB_ERR_NOMEM;
+    const double span = fmax(4.0, 0.02 * (double)total);
+    for (int64_t k = 0; k < total; k++) grid[k] = -span / 2 + span * ((double)k + 0.5) / (double)total;
+    for (int64_t k = total - 1; k > 0; k--) { /* Fisher-Yates */
+        const int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)k + 1);
+        const double t = grid[k];
+        grid[k] = grid[j], grid[j] = t;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].dom == NB_GC_DISTINCT)
+            for (int64_t j = 0, n = numel_of(&c->in[i]); j < n; j++) R->x[i][j] = grid[at++];
+    free(grid);
+    return NB_OK;
+}
+
 static nb_tensor *forward(run *R, int grad, nb_tensor **in)
 {
     const nb_gradcheck_case *c = R->c;
@@ -218,6 +243,10 @@ nb_status nb_gradcheck(const nb_gradcheck_case *c, nb_gradcheck_result *r)
             goto out;
         }
         for (int64_t j = 0; j < n; j++) R.x[i][j] = draw(&rng, c, &c->in[i]);
+    }
+    if ((st = draw_distinct(&R, &rng))) {
+        refuse(r, st, "nb_gradcheck: %s: out of memory", label);
+        goto out;
     }
 
     /* analytic: backward from y seeded with a random cotangent u */

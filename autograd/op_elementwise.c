@@ -3,6 +3,8 @@
  * Ops that share code share a forward and a backward and tell themselves apart by their
  * descriptor's data: the row kernels they run (tensor/ew.def).
  */
+#include <math.h>
+
 #include "autograd/tape.h"
 
 /* ---- unary: one row per op ---------------------------------------------------------------- */
@@ -189,3 +191,38 @@ nb_tensor *nb_greater(nb_tape *tp, nb_tensor *a, nb_tensor *b)
     return nb_op_apply(tp, &nb__op_greater,
                        &(nb_node){.nin = 2, .in = {a ? nb_detach(tp, a) : NULL, b ? nb_detach(tp, b) : NULL}});
 }
+
+/* ---- abs, pow, maximum, minimum ----------------------------------------------------------- */
+
+UNARY(abs, ABS, ACC_SIGNB, 0)  /* the gradient at 0 is 0, as PyTorch's */
+UNARY(pow, POW, ACC_POWB, 0)   /* gx += gy·p·x^(p-1), s0 = p */
+
+nb_tensor *nb_abs(nb_tape *tp, nb_tensor *a) { return unary(tp, &nb__op_abs, a, 0, 0); }
+
+nb_tensor *nb_pow(nb_tape *tp, nb_tensor *a, double p)
+{
+    if (!isfinite(p)) {
+        nb__fail(tp, NB_ERR_ARG, "nb_pow: exponent %g is not finite", p);
+        return NULL;
+    }
+    return unary(tp, &nb__op_pow, a, p, 0);
+}
+
+/* Ties send half the gradient to each side, as PyTorch does. */
+static nb_status bwd_extremum(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *a = n->in[0], *b = n->in[1], *gy = n->out->grad;
+    nb_tensor *ga = nb__grad(tp, a), *gb = nb__grad(tp, b);
+    const int is_max = *(const nb_ew_id *)n->op->data == NB_EW_MAX2;
+    if (ga) nb_ew(NB_EW_ACC_PICKB, ga, gy, is_max ? a : b, is_max ? b : a, 0, 0);
+    if (gb) nb_ew(NB_EW_ACC_PICKB, gb, gy, is_max ? b : a, is_max ? a : b, 0, 0);
+    return NB_OK;
+}
+
+const nb_op_def nb__op_maximum = {.name = "maximum", .flags = NB_OP_BROADCAST, .forward = fwd_binary,
+                                  .backward = bwd_extremum, .data = &(const nb_ew_id){NB_EW_MAX2}};
+const nb_op_def nb__op_minimum = {.name = "minimum", .flags = NB_OP_BROADCAST, .forward = fwd_binary,
+                                  .backward = bwd_extremum, .data = &(const nb_ew_id){NB_EW_MIN2}};
+
+nb_tensor *nb_maximum(nb_tape *tp, nb_tensor *a, nb_tensor *b) { return binary(tp, &nb__op_maximum, a, b); }
+nb_tensor *nb_minimum(nb_tape *tp, nb_tensor *a, nb_tensor *b) { return binary(tp, &nb__op_minimum, a, b); }

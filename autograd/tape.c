@@ -633,42 +633,61 @@ nb_status nb_backward(nb_tape *tp, nb_tensor *loss)
 
 /* ---- tensors in the arena ---------------------------------------------------------------- */
 
-nb_tensor *nb_empty(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape)
+/* A new arena tensor for the public constructor `name`, its arguments checked. */
+static nb_tensor *make(nb_tape *tp, const char *name, nb_dtype dt, int ndim, const int64_t *shape)
 {
     if (!tp) {
-        nb_error(NB_ERR_ARG, "nb_empty: the tape is NULL");
+        nb_error(NB_ERR_ARG, "nb_%s: the tape is NULL", name);
         return NULL;
     }
     if (tp->status) return NULL;
-    if (ndim && !shape) {
-        nb__fail(tp, NB_ERR_ARG, "nb_empty: %d dims but no shape", ndim);
+    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim && !shape)) {
+        nb__fail(tp, NB_ERR_SHAPE, "nb_%s: %d dims%s (at most %d)", name, ndim,
+                 ndim && !shape ? " and no shape" : "", NB_MAX_DIMS);
         return NULL;
     }
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0) {
+            nb__fail(tp, NB_ERR_SHAPE, "nb_%s: negative size %lld in dim %d", name,
+                     (long long)shape[d], d);
+            return NULL;
+        }
     return nb__tensor(tp, dt, ndim, shape, 1);
 }
 
-nb_tensor *nb_full(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, double v)
+nb_tensor *nb_empty(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape)
 {
-    nb_tensor *t = nb_empty(tp, dt, ndim, shape);
+    return make(tp, "empty", dt, ndim, shape);
+}
+
+static nb_tensor *filled(nb_tape *tp, const char *name, nb_dtype dt, int ndim,
+                         const int64_t *shape, double v)
+{
+    nb_tensor *t = make(tp, name, dt, ndim, shape);
     if (t) nb_fill(t, v);
     return t;
 }
 
-nb_tensor *nb_zeros(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape)
+nb_tensor *nb_full(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, double v)
 {
-    return nb_full(tp, dt, ndim, shape, 0.0);
+    return filled(tp, "full", dt, ndim, shape, v);
 }
 
-nb_tensor *nb_scalar(nb_tape *tp, nb_dtype dt, double v) { return nb_full(tp, dt, 0, NULL, v); }
+nb_tensor *nb_zeros(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape)
+{
+    return filled(tp, "zeros", dt, ndim, shape, 0.0);
+}
+
+nb_tensor *nb_scalar(nb_tape *tp, nb_dtype dt, double v) { return filled(tp, "scalar", dt, 0, NULL, v); }
 
 nb_tensor *nb_tensor_from(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape,
                           const void *src)
 {
-    if (!src) {
+    if (tp && !src) {
         nb_tape_fail(tp, NB_ERR_ARG, "nb_tensor_from: the source is NULL");
         return NULL;
     }
-    nb_tensor *t = nb_empty(tp, dt, ndim, shape);
+    nb_tensor *t = make(tp, "tensor_from", dt, ndim, shape);
     if (t) memcpy(t->data, src, (size_t)nb_numel(t) * nb_dtype_size(dt));
     return t;
 }
@@ -692,7 +711,7 @@ nb_tensor *nb_uniform(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim, const int
         nb_tape_fail(tp, NB_ERR_ARG, "nb_uniform: bounds [%g, %g) are not finite and ordered", lo, hi);
         return NULL;
     }
-    nb_tensor *t = nb_empty(tp, dt, ndim, shape);
+    nb_tensor *t = make(tp, "uniform", dt, ndim, shape);
     if (t) nb_rng_uniform(rng, t, lo, hi);
     return t;
 }
@@ -700,7 +719,7 @@ nb_tensor *nb_uniform(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim, const int
 nb_tensor *nb_randn(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim, const int64_t *shape)
 {
     if (!random_args(tp, "randn", rng)) return NULL;
-    nb_tensor *t = nb_empty(tp, dt, ndim, shape);
+    nb_tensor *t = make(tp, "randn", dt, ndim, shape);
     if (t) nb_rng_normal(rng, t, 0.0, 1.0);
     return t;
 }
@@ -713,7 +732,7 @@ nb_tensor *nb_bernoulli(nb_tape *tp, nb_rng *rng, nb_dtype dt, int ndim, const i
         nb_tape_fail(tp, NB_ERR_ARG, "nb_bernoulli: probability %g is outside [0, 1]", p);
         return NULL;
     }
-    nb_tensor *t = nb_empty(tp, dt, ndim, shape);
+    nb_tensor *t = make(tp, "bernoulli", dt, ndim, shape);
     if (t) nb_rng_bernoulli(rng, t, p);
     return t;
 }

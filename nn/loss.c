@@ -154,3 +154,39 @@ nb_tensor *nb_kl_normal(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb_reduce
 {
     return loss_op(tp, &nb__op_kl_normal, 2, (nb_tensor *[]){mu, logvar}, 2, r);
 }
+
+/* ---- the Gaussian log-density, elementwise ------------------------------------------------- */
+/* y = log N(x; mean, e^logvar) = -½(log 2π + logvar + (x - mean)²·e^-logvar), no reduction.
+ * The inputs arrive broadcast to one shape; d = x - mean is kept for backward. */
+
+static nb_status fwd_logpdf(nb_tape *tp, nb_node *n)
+{
+    nb_tensor *d = terms_buffer(tp, n->out);
+    if (!d) return nb_tape_status(tp);
+    nb_ew(NB_EW_SUB, d, n->in[0], n->in[1], NULL, 0, 0);
+    nb_ew(NB_EW_LOGPDF, n->out, d, n->in[2], NULL, 0, 0);
+    n->saved = d;
+    return NB_OK;
+}
+
+/* the negated derivatives of the NLL's terms: ∓(x - m)·e^-lv, and -½(1 - (x - m)²·e^-lv) */
+static nb_status bwd_logpdf(nb_tape *tp, nb_node *n)
+{
+    const nb_tensor *d = n->saved, *lv = n->in[2], *g = n->out->grad;
+    nb_tensor *gx = nb_op_grad(tp, n, 0), *gm = nb_op_grad(tp, n, 1), *glv = nb_op_grad(tp, n, 2);
+    if (gx) nb_ew(NB_EW_ACC_GNLL_D, gx, g, d, lv, -1, 0);
+    if (gm) nb_ew(NB_EW_ACC_GNLL_D, gm, g, d, lv, 1, 0);
+    if (glv) nb_ew(NB_EW_ACC_GNLL_LV, glv, g, d, lv, -1, 0);
+    return NB_OK;
+}
+
+const nb_op_def nb__op_normal_log_prob = {.name = "normal_log_prob", .flags = NB_OP_BROADCAST,
+                                          .forward = fwd_logpdf, .backward = bwd_logpdf};
+
+nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb_tensor *logvar)
+{
+    if (!nb_op_check(tp, "normal_log_prob", 1, &x)) return NULL;
+    if (!mean) mean = nb_scalar(tp, x->dtype, 0);
+    if (!logvar) logvar = nb_scalar(tp, x->dtype, 0);
+    return nb_op_apply(tp, &nb__op_normal_log_prob, &(nb_node){.nin = 3, .in = {x, mean, logvar}});
+}

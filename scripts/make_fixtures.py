@@ -248,6 +248,51 @@ def fx_activations():
           "x_range": [-4, 4], "min_abs_x": 0.1})
 
 
+# ---- 4b. the ops models are built from: maths, reductions, softmax, indexing -----------------
+
+
+def fx_ops():
+    seed(35)
+    # x away from 0 (abs), positive p for pow, distinct values for the extremes
+    x = (uniform(0.1, 3.0, 5, 6) * torch.where(torch.rand(5, 6) < 0.5, -1.0, 1.0)).to(torch.float32)
+    p = uniform(0.2, 3.0, 5, 6)
+    b = (torch.randperm(60)[:30].reshape(5, 6).to(torch.float32) / 10 - 3).to(torch.float32)
+    a = (torch.randperm(60)[30:].reshape(5, 6).to(torch.float32) / 10 - 3).to(torch.float32)
+    idx = torch.tensor([4, 0, 2, 2, 1, 3, 4], dtype=torch.int64)
+    gidx = torch.randint(0, 6, (5, 4), dtype=torch.int64)
+    mean, logvar = randn(6), randn(5, 1)
+    ts = [("x", x), ("p", p), ("a", a), ("b", b), ("idx", idx.to(torch.float32)),
+          ("gidx", gidx.to(torch.float32)), ("mean", mean), ("logvar", logvar)]
+    X, P, A, B = leaf64(x), leaf64(p), leaf64(a), leaf64(b)
+    M, LV = leaf64(mean), leaf64(logvar)
+    cases = {
+        "abs": (lambda: X.abs(), (X,)),
+        "pow": (lambda: P.pow(2.7), (P,)),
+        "maximum": (lambda: torch.maximum(A, B), (A, B)),
+        "minimum": (lambda: torch.minimum(A, B), (A, B)),
+        "amax1": (lambda: A.amax(dim=1), (A,)),
+        "amin0": (lambda: A.amin(dim=0), (A,)),
+        "mean_all": (lambda: X.mean(), (X,)),
+        "softmax1": (lambda: torch.softmax(X, dim=1), (X,)),
+        "log_softmax0": (lambda: torch.log_softmax(X, dim=0), (X,)),
+        "index_select0": (lambda: torch.index_select(X, 0, idx[idx < 5]), (X,)),
+        "gather1": (lambda: torch.gather(X, 1, gidx), (X,)),
+        "normal_log_prob": (lambda: torch.distributions.Normal(M, torch.exp(0.5 * LV)).log_prob(X), (X, M, LV)),
+    }
+    for name, (f, ins) in cases.items():
+        y = f()
+        gy = torch.randn(y.shape, dtype=torch.float32)
+        gs = vjp(y, ins, gy)
+        ts += [("y_" + name, y), ("gy_" + name, gy)]
+        for k, g in enumerate(gs):
+            ts.append((f"g{k}_" + name, g))
+    ts += [("argmax1", A.argmax(dim=1).to(torch.float64)), ("argmin0", A.argmin(dim=0).to(torch.float64))]
+    save("ops.safetensors", ts, {"seed": 35, "pow": 2.7, "index_select": "idx < 5, dim 0",
+                                 "gather": "dim 1", "softmax": "dim 1", "log_softmax": "dim 0",
+                                 "amax": "dim 1", "amin": "dim 0",
+                                 "normal_log_prob": "Normal(mean, exp(logvar / 2)).log_prob(x)"})
+
+
 # ---- 5. losses --------------------------------------------------------------------------------
 
 B_ = 4
@@ -449,6 +494,7 @@ def main():
     fx_linear()
     fx_conv()
     fx_activations()
+    fx_ops()
     fx_losses()
     fx_optim()
     fx_lr()

@@ -274,7 +274,7 @@ void nb_fill(nb_tensor *y, double v)
 
 void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate)
 {
-    if (!accumulate) nb_fill(y, kind == NB_RED_SUM ? 0.0 : -INFINITY);
+    if (!accumulate) nb_fill(y, kind == NB_RED_SUM ? 0.0 : kind == NB_RED_MAX ? -INFINITY : INFINITY);
     /* y seen with x's shape: stride 0 along the reduced dims */
     nb_tensor yb = *y;
     for (int d = 0; d < x->ndim; d++) {
@@ -288,11 +288,12 @@ void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumu
     const size_t es = nb_dtype_size(x->dtype);
     const int in = L.nd - 1;
     if (L.st[0][in] != 0) { /* inner dim kept: accumulate whole rows */
-        run_layout(k->ew[kind == NB_RED_SUM ? NB_EW_ACC : NB_EW_MAXACC], &L, es, NULL);
+        run_layout(k->ew[kind == NB_RED_SUM ? NB_EW_ACC : kind == NB_RED_MAX ? NB_EW_MAXACC : NB_EW_MINACC],
+                   &L, es, NULL);
         return;
     }
     /* inner dim reduced: one row reduction per outer row */
-    nb_red_fn red = kind == NB_RED_SUM ? k->sum : k->max;
+    nb_red_fn red = kind == NB_RED_SUM ? k->sum : kind == NB_RED_MAX ? k->max : k->min;
     const int64_t rows = layout_rows(&L), inner = L.shape[in];
     row_buf buf;
     for (int64_t r = 0; r < rows; r++) {

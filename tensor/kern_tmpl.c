@@ -19,11 +19,13 @@
 typedef double real;
 #define DT f64
 #define SSQRT sqrt
+#define SFABS fabs
 #define LOG1P_MAX 1e307
 #else
 typedef float real;
 #define DT f32
 #define SSQRT sqrtf
+#define SFABS fabsf
 #define LOG1P_MAX 1e38f
 #endif
 
@@ -39,6 +41,7 @@ typedef real vec;
 #define VEXPM1 expm1
 #define VERFC erfc
 #define VTANH tanh
+#define VPOW pow
 #define VABS fabs
 #define VMAX fmax
 #define VMIN fmin
@@ -49,6 +52,7 @@ typedef real vec;
 #define VEXPM1 expm1f
 #define VERFC erfcf
 #define VTANH tanhf
+#define VPOW powf
 #define VABS fabsf
 #define VMAX fmaxf
 #define VMIN fminf
@@ -68,6 +72,7 @@ typedef __m256d vec;
 #define VEXPM1 Sleef_expm1d4_u10avx2
 #define VERFC Sleef_erfcd4_u15avx2
 #define VTANH Sleef_tanhd4_u10avx2
+#define VPOW Sleef_powd4_u10avx2
 #define VABS Sleef_fabsd4_avx2
 #define VMAX Sleef_fmaxd4_avx2
 #define VMIN Sleef_fmind4_avx2
@@ -81,6 +86,7 @@ typedef __m256 vec;
 #define VEXPM1 Sleef_expm1f8_u10avx2
 #define VERFC Sleef_erfcf8_u15avx2
 #define VTANH Sleef_tanhf8_u10avx2
+#define VPOW Sleef_powf8_u10avx2
 #define VABS Sleef_fabsf8_avx2
 #define VMAX Sleef_fmaxf8_avx2
 #define VMIN Sleef_fminf8_avx2
@@ -97,6 +103,7 @@ typedef __m512d vec;
 #define VEXPM1 Sleef_expm1d8_u10avx512f
 #define VERFC Sleef_erfcd8_u15avx512f
 #define VTANH Sleef_tanhd8_u10avx512f
+#define VPOW Sleef_powd8_u10avx512f
 #define VABS Sleef_fabsd8_avx512f
 #define VMAX Sleef_fmaxd8_avx512f
 #define VMIN Sleef_fmind8_avx512f
@@ -110,6 +117,7 @@ typedef __m512 vec;
 #define VEXPM1 Sleef_expm1f16_u10avx512f
 #define VERFC Sleef_erfcf16_u15avx512f
 #define VTANH Sleef_tanhf16_u10avx512f
+#define VPOW Sleef_powf16_u10avx512f
 #define VABS Sleef_fabsf16_avx512f
 #define VMAX Sleef_fmaxf16_avx512f
 #define VMIN Sleef_fminf16_avx512f
@@ -214,10 +222,16 @@ KERNEL(GT) { ARGS; LOOP y[i] = a[i] > b[i] ? 1 : 0; }
 KERNEL(LEAKY_RELU) { ARGS; const real s0 = (real)s[0]; LOOP y[i] = a[i] > 0 ? a[i] : s0 * a[i]; }
 KERNEL(ELU) { ARGS; const real s0 = (real)s[0]; MAP(0, VSEL_GT(x, (real)0, s0 * VEXPM1(x), x)); }
 KERNEL(GELU) { ARGS; MAP(0, x * v_phi_cdf(x)); }
+KERNEL(ABS) { ARGS; LOOP y[i] = SFABS(a[i]); }
+KERNEL(POW) { ARGS; const real s0 = (real)s[0]; MAP(0, VPOW(x, vzero + s0)); }
+KERNEL(MAX2) { ARGS; LOOP y[i] = (a[i] > b[i] || a[i] != a[i]) ? a[i] : b[i]; }
+KERNEL(MIN2) { ARGS; LOOP y[i] = (a[i] < b[i] || a[i] != a[i]) ? a[i] : b[i]; }
+KERNEL(EQ) { ARGS; LOOP y[i] = a[i] == b[i] ? 1 : 0; }
 KERNEL(BCE) { ARGS; MAP(0, VMAX(x, vzero) - x * u + v_log1pexp_neg_abs(x)); }
 KERNEL(SQDIFF) { ARGS; LOOP y[i] = (a[i] - b[i]) * (a[i] - b[i]); }
 KERNEL(GNLL) { ARGS; MAP(0, (real)0.5 * ((real)LOG_2PI + u + x * x * VEXP(-u))); }
 KERNEL(KL) { ARGS; MAP(0, (real)-0.5 * ((real)1 + u - x * x - VEXP(u))); }
+KERNEL(LOGPDF) { ARGS; MAP(0, (real)-0.5 * ((real)LOG_2PI + u + x * x * VEXP(-u))); }
 
 /* accumulate */
 KERNEL(ACC) { ARGS; LOOP y[i] += a[i]; }
@@ -264,7 +278,19 @@ KERNEL(ACC_GNLL_LV)
     MAP(1, yv + s0 * x * (real)0.5 * ((real)1 - u * u * VEXP(-w)));
 }
 KERNEL(ACC_KL_LV) { ARGS; const real s0 = (real)s[0]; MAP(1, yv + s0 * x * (real)0.5 * VEXPM1(u)); }
+KERNEL(ACC_SIGNB) { ARGS; LOOP y[i] += b[i] > 0 ? a[i] : b[i] < 0 ? -a[i] : 0; }
+KERNEL(ACC_POWB)
+{
+    ARGS;
+    const real s0 = (real)s[0];
+    MAP(1, yv + x * s0 * VPOW(u, vzero + (s0 - (real)1)));
+}
+KERNEL(ACC_PICKB) { ARGS; LOOP y[i] += b[i] > c[i] ? a[i] : b[i] == c[i] ? (real)0.5 * a[i] : 0; }
+KERNEL(ACC_MULDIV) { ARGS; LOOP y[i] += a[i] * b[i] / c[i]; }
+KERNEL(ACC_LSMB) { ARGS; MAP(1, yv + x - VEXP(u) * w); }
+KERNEL(ACC_SMB) { ARGS; LOOP y[i] += b[i] * (a[i] - c[i]); }
 KERNEL(MAXACC) { ARGS; LOOP y[i] = (a[i] > y[i] || a[i] != a[i]) ? a[i] : y[i]; }
+KERNEL(MINACC) { ARGS; LOOP y[i] = (a[i] < y[i] || a[i] != a[i]) ? a[i] : y[i]; }
 
 /* Reductions keep VL partial results and combine them in a fixed order: deterministic for a
  * given ISA, whatever the thread count. */
@@ -287,6 +313,15 @@ static void r_max(int64_t n, const void *A, void *acc)
     real m = *(real *)acc;
     for (int64_t i = 0; i < n; i++)
         if (a[i] > m || a[i] != a[i]) m = a[i];
+    *(real *)acc = m;
+}
+
+static void r_min(int64_t n, const void *A, void *acc)
+{
+    const real *a = A;
+    real m = *(real *)acc;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] < m || a[i] != a[i]) m = a[i];
     *(real *)acc = m;
 }
 
@@ -362,6 +397,7 @@ void FILL_FN(nb_kernel_table *k)
 #undef NB_EW
     k->sum = r_sum;
     k->max = r_max;
+    k->min = r_min;
     k->sumsq = r_sumsq;
     k->sgd = o_sgd;
     k->adam = o_adam;

@@ -20,7 +20,7 @@ typedef enum nb_ew_id {
 /* y[0..n) (op)= f(a[i], b[i], c[i]; s[0], s[1]); unused inputs may be NULL. */
 typedef void (*nb_ew_fn)(int64_t n, void *y, const void *a, const void *b, const void *c,
                          const double *s);
-/* *acc = *acc + sum(a[0..n)), or max(*acc, max(a[0..n))) */
+/* *acc = *acc + sum(a[0..n)), or max(*acc, max(a[0..n))), or the min; NaN wins max and min */
 typedef void (*nb_red_fn)(int64_t n, const void *a, void *acc);
 
 typedef enum nb_isa { NB_ISA_REF, NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_COUNT } nb_isa;
@@ -35,7 +35,7 @@ typedef struct nb_optim_args {
 typedef struct nb_kernel_table {
     const char *isa;
     nb_ew_fn ew[NB_EW_COUNT];
-    nb_red_fn sum, max;
+    nb_red_fn sum, max, min;
     /* acc += Σ a², in double so that no finite gradient overflows */
     void (*sumsq)(int64_t n, const void *a, double *acc);
     /* one pass of an optimizer over n flat values: parameters p, gradients g (zeroed as they are
@@ -68,7 +68,7 @@ void nb_kernels_fill_avx512_f64(nb_kernel_table *k);
 void nb_ew(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b,
            const nb_tensor *c, double s0, double s1);
 
-typedef enum nb_red_kind { NB_RED_SUM, NB_RED_MAX } nb_red_kind;
+typedef enum nb_red_kind { NB_RED_SUM, NB_RED_MAX, NB_RED_MIN } nb_red_kind;
 /* y = reduce(x) over the dims where y has size 1 and x does not. y has x's ndim (keepdim form).
  * With accumulate, y is combined with the reduction instead of overwritten. */
 void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate);

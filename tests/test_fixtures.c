@@ -114,6 +114,55 @@ static void test_conv(int transposed)
     }
 }
 
+/* The ops models are built from, value and gradient, in f32 against PyTorch's f64. */
+static void test_ops(void)
+{
+    nb_safetensors *f = open_fixture("ops");
+    if (!f) return;
+    const char *names[] = {"abs", "pow", "maximum", "minimum", "amax1", "amin0", "mean_all",
+                           "softmax1", "log_softmax0", "index_select0", "gather1", "normal_log_prob"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        nb_tape *tp = nb_tape_new();
+        nb_tensor *x = load(tp, f, "x", NB_F32, 1), *p = load(tp, f, "p", NB_F32, 1);
+        nb_tensor *a = load(tp, f, "a", NB_F32, 1), *b = load(tp, f, "b", NB_F32, 1);
+        nb_tensor *m = load(tp, f, "mean", NB_F32, 1), *lv = load(tp, f, "logvar", NB_F32, 1);
+        nb_tensor *y = NULL, *in[3] = {x};
+        int nin = 1;
+        switch (k) {
+        case 0: y = nb_abs(tp, x); break;
+        case 1: y = nb_pow(tp, p, 2.7), in[0] = p; break;
+        case 2: y = nb_maximum(tp, a, b), in[0] = a, in[1] = b, nin = 2; break;
+        case 3: y = nb_minimum(tp, a, b), in[0] = a, in[1] = b, nin = 2; break;
+        case 4: y = nb_max(tp, a, NB_AXES(1), 0), in[0] = a; break;
+        case 5: y = nb_min(tp, a, NB_AXES(0), 0), in[0] = a; break;
+        case 6: y = nb_mean_all(tp, x); break;
+        case 7: y = nb_softmax(tp, x, 1); break;
+        case 8: y = nb_log_softmax(tp, x, 0); break;
+        case 9: y = nb_index_select(tp, x, 0, load(tp, f, "idx", NB_F32, 0)); break;
+        case 10: y = nb_gather(tp, x, 1, load(tp, f, "gidx", NB_F32, 0)); break;
+        default: y = nb_normal_log_prob(tp, x, m, lv), in[1] = m, in[2] = lv, nin = 3; break;
+        }
+        char yn[64], gyn[64], gn[64];
+        snprintf(yn, sizeof yn, "y_%s", names[k]);
+        snprintf(gyn, sizeof gyn, "gy_%s", names[k]);
+        const nb_status st = nb_backward_from(tp, y, load(tp, f, gyn, NB_F32, 0));
+        double worst = st ? INFINITY : 0;
+        for (int i = 0; i < nin; i++) {
+            snprintf(gn, sizeof gn, "g%d_%s", i, names[k]);
+            worst = fmax(worst, in[i]->grad ? rel(f, gn, in[i]->grad) : INFINITY);
+        }
+        ok(rel(f, yn, y) < TOL_F32 && worst < TOL_F32, "%s: value and gradients match PyTorch (rel %.1e, %.1e)%s%s",
+           names[k], rel(f, yn, y), worst, st ? ": " : "", st ? nb_tape_error(tp) : "");
+        nb_tape_free(tp);
+    }
+    nb_tape *tp = nb_tape_new();
+    nb_tensor *a = load(tp, f, "a", NB_F32, 0);
+    ok(rel(f, "argmax1", nb_argmax(tp, a, 1, 0)) == 0 && rel(f, "argmin0", nb_argmin(tp, a, 0, 0)) == 0,
+       "argmax and argmin: the same indices as PyTorch");
+    nb_tape_free(tp);
+    nb_st_close(f);
+}
+
 static void test_activations(void)
 {
     nb_safetensors *f = open_fixture("activations");
@@ -309,6 +358,7 @@ int main(void)
     test_conv(0);
     test_conv(1);
     test_activations();
+    test_ops();
     test_losses();
     test_optimizers();
     test_init_bounds();

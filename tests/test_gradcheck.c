@@ -64,6 +64,29 @@ BUILD(gnll_mean) { (void)ctx; return nb_gaussian_nll(tp, x[0], x[1], x[2], NB_RE
 BUILD(gnll_none) { (void)ctx; return nb_gaussian_nll(tp, x[0], x[1], x[2], NB_REDUCE_NONE); }
 BUILD(kl_mean) { (void)ctx; return nb_kl_normal(tp, x[0], x[1], NB_REDUCE_MEAN); }
 BUILD(kl_none) { (void)ctx; return nb_kl_normal(tp, x[0], x[1], NB_REDUCE_NONE); }
+B1(abs) B2(maximum) B2(minimum)
+BUILD(pow_frac) { (void)ctx; return nb_pow(tp, x[0], 2.7); }
+BUILD(pow_neg) { (void)ctx; return nb_pow(tp, x[0], -1.3); }
+BUILD(pow_int) { (void)ctx; return nb_pow(tp, x[0], 3.0); }
+BUILD(max_1) { (void)ctx; return nb_max(tp, x[0], NB_AXES(1), 0); }
+BUILD(max_02_keep) { (void)ctx; return nb_max(tp, x[0], NB_AXES(0, 2), 1); }
+BUILD(min_last) { (void)ctx; return nb_min(tp, x[0], NB_AXES(-1), 0); }
+BUILD(min_all) { (void)ctx; return nb_min(tp, x[0], 0, NULL, 0); }
+BUILD(mean_all) { (void)ctx; return nb_mean_all(tp, x[0]); }
+BUILD(softmax_1) { (void)ctx; return nb_softmax(tp, x[0], 1); }
+BUILD(softmax_last) { (void)ctx; return nb_softmax(tp, x[0], -1); }
+BUILD(log_softmax_0) { (void)ctx; return nb_log_softmax(tp, x[0], 0); }
+BUILD(log_softmax_wide) { (void)ctx; return nb_log_softmax(tp, nb_scale(tp, x[0], 300.0), -1); }
+BUILD(index_select_0) { (void)ctx; return nb_index_select(tp, x[0], 0, x[1]); }
+BUILD(index_select_1) { (void)ctx; return nb_index_select(tp, x[0], 1, x[1]); }
+BUILD(gather_1) { (void)ctx; return nb_gather(tp, x[0], 1, x[1]); }
+BUILD(gather_last) { (void)ctx; return nb_gather(tp, x[0], -1, x[1]); }
+/* the argmin of a distance picks rows of a codebook: VQ-VAE's lookup */
+BUILD(select_argmin) { (void)ctx; return nb_index_select(tp, x[0], 0, nb_argmin(tp, x[1], 1, 0)); }
+BUILD(logpdf) { (void)ctx; return nb_normal_log_prob(tp, x[0], x[1], x[2]); }
+BUILD(logpdf_std) { (void)ctx; return nb_normal_log_prob(tp, x[0], NULL, NULL); }
+/* a tensor reaching the output both through a broadcast and directly */
+BUILD(broadcast_and_direct) { (void)ctx; return nb_add(tp, nb_mul(tp, x[0], x[1]), nb_sum(tp, x[1], NB_AXES(0), 0)); }
 /* the same input reaching the output along two paths: gradients must add up */
 BUILD(fanout) { (void)ctx; return nb_mul(tp, nb_tanh(tp, x[0]), nb_exp(tp, x[0])); }
 
@@ -72,6 +95,11 @@ BUILD(fanout) { (void)ctx; return nb_mul(tp, nb_tanh(tp, x[0]), nb_exp(tp, x[0])
 #define AWAY(...) NB_GC_IN(NB_GC_AWAY, __VA_ARGS__)
 #define MASK(...) NB_GC_IN(NB_GC_MASK, __VA_ARGS__)
 #define UNIT(...) NB_GC_IN(NB_GC_UNIT, __VA_ARGS__)
+#define IDX(max_, ...)                                                                       \
+    {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .shape = {__VA_ARGS__}, \
+     .dom = NB_GC_INDEX, .index_max = (max_)}
+#define CONST(...) NB_GC_IN(NB_GC_CONST, __VA_ARGS__)
+#define DISTINCT(...) NB_GC_IN(NB_GC_DISTINCT, __VA_ARGS__)
 
 /* A case and the op it must record (by name: the descriptors are found at run time). */
 typedef struct op_case {
@@ -160,6 +188,31 @@ static const op_case cases[] = {
          ANY(3, 5, 7), ANY(5, 7)),
     CASE(kl_normal, "kl_normal (4,6) mean", kl_mean, ANY(4, 6), ANY(4, 6)),
     CASE(kl_normal, "kl_normal (4,6) per example", kl_none, ANY(4, 6), ANY(4, 6)),
+    CASE(abs, "abs (3,5,7)", abs, AWAY(3, 5, 7)),
+    CASE(pow, "pow (3,5,7)^2.7", pow_frac, POS(3, 5, 7)),
+    CASE(pow, "pow (3,5,7)^-1.3", pow_neg, POS(3, 5, 7)),
+    CASE(pow, "pow of negatives, (3,5,7)^3", pow_int, ANY(3, 5, 7)),
+    CASE(maximum, "maximum (3,5,7),(3,5,7)", maximum, DISTINCT(3, 5, 7), DISTINCT(3, 5, 7)),
+    CASE(maximum, "maximum (3,5,7),(5,1) broadcast", maximum, DISTINCT(3, 5, 7), DISTINCT(5, 1)),
+    CASE(minimum, "minimum (3,5,7),(7)", minimum, DISTINCT(3, 5, 7), DISTINCT(7)),
+    CASE(max, "max axis 1 of (3,5,7)", max_1, DISTINCT(3, 5, 7)),
+    CASE(max, "max axes 0,2 keepdim", max_02_keep, DISTINCT(3, 5, 7)),
+    CASE(min, "min axis -1", min_last, DISTINCT(3, 5, 7)),
+    CASE(min, "min of all", min_all, DISTINCT(3, 5, 7)),
+    CASE(sum, "mean of all", mean_all, ANY(3, 5, 7)),
+    CASE(softmax, "softmax axis 1 of (3,5,7)", softmax_1, DISTINCT(3, 5, 7)),
+    CASE(softmax, "softmax axis -1 of (4,6)", softmax_last, ANY(4, 6)),
+    CASE(log_softmax, "log_softmax axis 0 of (5,7)", log_softmax_0, ANY(5, 7)),
+    CASE(log_softmax, "log_softmax of 300x (no overflow)", log_softmax_wide, ANY(3, 7)),
+    CASE(index_select, "index_select axis 0 of (5,7), 6 indices with repeats", index_select_0, ANY(5, 7), IDX(5, 6)),
+    CASE(index_select, "index_select axis 1 of (3,5,7)", index_select_1, ANY(3, 5, 7), IDX(5, 4)),
+    CASE(gather, "gather axis 1 of (3,5,7) by (3,4,7)", gather_1, ANY(3, 5, 7), IDX(5, 3, 4, 7)),
+    CASE(gather, "gather axis -1 of (4,6) by (3,9)", gather_last, ANY(4, 6), IDX(6, 3, 9)),
+    CASE(index_select, "codebook rows at argmin of distances (8,5)", select_argmin, ANY(5, 3),
+         {.ndim = 2, .shape = {8, 5}, .dom = NB_GC_DISTINCT, .zero = 1} /* argmin passes no gradient */),
+    CASE(normal_log_prob, "normal_log_prob (3,5,7), mean (5,7), logvar (7)", logpdf, ANY(3, 5, 7), ANY(5, 7), ANY(7)),
+    CASE(normal_log_prob, "normal_log_prob, standard normal", logpdf_std, ANY(4, 6)),
+    CASE(add, "broadcast and direct: x*w + sum_0 w", broadcast_and_direct, ANY(3, 5), ANY(3, 5)),
 };
 
 int main(void)

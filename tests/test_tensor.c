@@ -384,6 +384,16 @@ BAD(dtype, nb_add(tp, T(3), nb_zeros(tp, NB_F64, NB_SHAPE(3))))
 BAD(null, nb_exp(tp, NULL))
 BAD(clamp, nb_clamp(tp, T(3), 1, -1))
 BAD(too_many_dims, nb_zeros(tp, NB_F32, NB_SHAPE(1, 2, 3, 4, 5)))
+static nb_tensor *I(nb_tape *tp, int n, const float *v) { return nb_tensor_from(tp, NB_F32, 1, (const int64_t[]){n}, v); }
+BAD(index_range, nb_index_select(tp, T(3, 2), 0, I(tp, 2, (const float[]){1, 3})))
+BAD(index_fraction, nb_index_select(tp, T(3, 2), 1, I(tp, 1, (const float[]){0.5f})))
+BAD(index_rank, nb_index_select(tp, T(3, 2), 0, T(2, 1)))
+BAD(gather_shape, nb_gather(tp, T(3, 2), 1, T(4, 2)))
+BAD(softmax_axis, nb_softmax(tp, T(3, 2), 2))
+BAD(argmax_empty, nb_argmax(tp, T(3, 0), 1, 0))
+BAD(max_empty, nb_max(tp, T(0, 2), NB_AXES(0), 0))
+BAD(pow_inf, nb_pow(tp, T(3), 1.0 / 0.0))
+BAD(slice_step, nb_slice(tp, T(3, 2), 0, 0, NB_END, 0))
 
 static void test_errors(void)
 {
@@ -406,7 +416,16 @@ static void test_errors(void)
         {"dtype", bad_dtype, NB_ERR_DTYPE, {"nb_add", "f32 and f64"}},
         {"NULL input", bad_null, NB_ERR_ARG, {"nb_exp", "NULL"}},
         {"clamp bounds", bad_clamp, NB_ERR_ARG, {"nb_clamp", "1 above upper bound -1"}},
-        {"5 dims", bad_too_many_dims, NB_ERR_SHAPE, {"5 dims", "at most 4"}},
+        {"5 dims", bad_too_many_dims, NB_ERR_SHAPE, {"nb_zeros", "5 dims (at most 4)"}},
+        {"index out of range", bad_index_range, NB_ERR_ARG, {"nb_index_select", "index 3 (element 1"}},
+        {"index not whole", bad_index_fraction, NB_ERR_ARG, {"nb_index_select", "index 0.5"}},
+        {"index not 1-D", bad_index_rank, NB_ERR_ARG, {"nb_index_select", "must be 1-D"}},
+        {"gather shapes", bad_gather_shape, NB_ERR_SHAPE, {"nb_gather", "(3,2) with index (4,2)"}},
+        {"softmax axis", bad_softmax_axis, NB_ERR_ARG, {"nb_softmax", "axis 2"}},
+        {"argmax of nothing", bad_argmax_empty, NB_ERR_SHAPE, {"nb_argmax", "is empty"}},
+        {"max of nothing", bad_max_empty, NB_ERR_SHAPE, {"nb_max", "(0,2)"}},
+        {"pow to infinity", bad_pow_inf, NB_ERR_ARG, {"nb_pow", "inf"}},
+        {"slice step 0", bad_slice_step, NB_ERR_ARG, {"nb_slice", "step 0"}},
     };
     nb_tape *tp = nb_tape_new();
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
@@ -444,6 +463,38 @@ static void test_errors(void)
        "a parameter name can be registered once");
     ok(!nb_param(ps, "", NB_SHAPE(3)), "an empty parameter name is refused");
     nb_params_free(ps);
+}
+
+/* What the new ops do where the gradient check cannot look: ties, NB_END, argmax's ties. */
+static void test_ties(void)
+{
+    nb_tape *tp = nb_tape_new();
+    nb_tensor *x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(2, 3), (const double[]){1, 3, 3, 2, 2, 2}));
+    nb_tensor *m = nb_max(tp, x, NB_AXES(1), 0);
+    nb_backward_from(tp, m, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1, 3}));
+    const double want[6] = {0, 0.5, 0.5, 1, 1, 1};
+    int same = m && nb_get(m, 0) == 3 && nb_get(m, 1) == 2 && x->grad;
+    for (int i = 0; same && i < 6; i++) same = nb_get(x->grad, i) == want[i];
+    ok(same, "max: elements that tie share the gradient equally");
+    nb_tape_reset(tp);
+    x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 2, 5}));
+    nb_tensor *y = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 4, 3}));
+    nb_tensor *mx = nb_maximum(tp, x, y);
+    nb_backward(tp, nb_sum_all(tp, mx));
+    ok(mx && nb_get(x->grad, 0) == 0.5 && nb_get(y->grad, 0) == 0.5 && nb_get(x->grad, 1) == 0 &&
+           nb_get(y->grad, 1) == 1 && nb_get(x->grad, 2) == 1 && nb_get(y->grad, 2) == 0,
+       "maximum: a tie splits the gradient in half, as PyTorch does");
+    nb_tape_reset(tp);
+    nb_tensor *a = nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 4), (const float[]){3, 1, 3, 0, -1, -1, -2, -2});
+    nb_tensor *am = nb_argmax(tp, a, 1, 0), *an = nb_argmin(tp, a, 1, 1);
+    ok(am && an && am->ndim == 1 && an->ndim == 2 && nb_get(am, 0) == 0 && nb_get(am, 1) == 0 &&
+           nb_get(an, 0) == 3 && nb_get(an, 1) == 2,
+       "argmax and argmin: the first of tied positions, keepdim honoured");
+    nb_tensor *sl = nb_slice(tp, a, 1, 1, NB_END, 2);
+    ok(sl && sl->shape[1] == 2 && nb_get(sl, 1) == 0, "slice to NB_END: the rest of the axis");
+    nb_tensor *sm = nb_softmax(tp, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1000, 1000}), 0);
+    ok(sm && nb_get(sm, 0) == 0.5 && nb_get(sm, 1) == 0.5, "softmax of large equal logits: 1/2 each, no overflow");
+    nb_tape_free(tp);
 }
 
 static void test_params(void)
@@ -506,6 +557,7 @@ int main(void)
     test_rng();
     test_arena();
     test_errors();
+    test_ties();
     test_params();
     return tap_done();
 }

@@ -115,6 +115,12 @@ NB_API nb_tensor *nb_gelu(nb_tape *tp, nb_tensor *a);                  /* exact:
 NB_API nb_tensor *nb_softplus(nb_tape *tp, nb_tensor *a);    /* log(1 + e^a), stable */
 NB_API nb_tensor *nb_log_sigmoid(nb_tape *tp, nb_tensor *a); /* -softplus(-a), stable */
 NB_API nb_tensor *nb_clamp(nb_tape *tp, nb_tensor *a, double lo, double hi);
+NB_API nb_tensor *nb_abs(nb_tape *tp, nb_tensor *a);      /* the gradient at 0 is 0 */
+/* a^p for a finite exponent p; a < 0 with a p that is not a whole number gives NaN. */
+NB_API nb_tensor *nb_pow(nb_tape *tp, nb_tensor *a, double p);
+/* Elementwise max(a, b) and min(a, b), broadcasting; NaN wins; ties split the gradient. */
+NB_API nb_tensor *nb_maximum(nb_tape *tp, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_minimum(nb_tape *tp, nb_tensor *a, nb_tensor *b);
 /* mask != 0 ? a : b; the mask gets no gradient. */
 NB_API nb_tensor *nb_where(nb_tape *tp, nb_tensor *mask, nb_tensor *a, nb_tensor *b);
 /* a > b ? 1 : 0, a constant mask. */
@@ -126,7 +132,19 @@ NB_API nb_tensor *nb_sum(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, 
 NB_API nb_tensor *nb_mean(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
 /* log Σ exp(a), shifted by the max so it neither overflows nor underflows. */
 NB_API nb_tensor *nb_logsumexp(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
-NB_API nb_tensor *nb_sum_all(nb_tape *tp, nb_tensor *a); /* shape () */
+NB_API nb_tensor *nb_sum_all(nb_tape *tp, nb_tensor *a);  /* shape () */
+NB_API nb_tensor *nb_mean_all(nb_tape *tp, nb_tensor *a); /* shape () */
+/* The largest and smallest values over the axes (not empty); NaN wins. Elements that tie for the
+ * extreme share its gradient equally (PyTorch's amax and amin). */
+NB_API nb_tensor *nb_max(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
+NB_API nb_tensor *nb_min(nb_tape *tp, nb_tensor *a, int naxes, const int *axes, int keepdim);
+/* The position of the extreme along one axis, the first one on ties (NaN counts as the
+ * largest), as whole numbers in a's dtype: a constant, which nb_index_select and nb_gather take. */
+NB_API nb_tensor *nb_argmax(nb_tape *tp, nb_tensor *a, int axis, int keepdim);
+NB_API nb_tensor *nb_argmin(nb_tape *tp, nb_tensor *a, int axis, int keepdim);
+/* exp(a) / Σ exp(a) and its log along one axis, shifted by the max so that neither overflows. */
+NB_API nb_tensor *nb_softmax(nb_tape *tp, nb_tensor *a, int axis);
+NB_API nb_tensor *nb_log_softmax(nb_tape *tp, nb_tensor *a, int axis);
 
 /* a·b. a is (M,K) or (B,M,K); b is (K,N) or (B,K,N); a (K,N) b is shared across the batch.
  * Transposed views are passed to the GEMM as flags, not copied. */
@@ -144,6 +162,14 @@ NB_API nb_tensor *nb_transpose(nb_tape *tp, nb_tensor *a, int d0, int d1);
 #define NB_END INT64_MAX
 NB_API nb_tensor *nb_slice(nb_tape *tp, nb_tensor *a, int axis, int64_t start, int64_t end,
                            int64_t step);
+/* Indexing. Indices are tensors of a's dtype holding whole numbers in [0, size of the axis)
+ * (argmax gives them); they are constants, checked before anything runs. Repeated indices add
+ * their gradients. */
+/* a with the positions index[0..k) along axis, in that order: the axis gets size k. index 1-D. */
+NB_API nb_tensor *nb_index_select(nb_tape *tp, nb_tensor *a, int axis, nb_tensor *index);
+/* PyTorch's gather: y has index's shape and y[p] = a[p with its axis coordinate replaced by
+ * index[p]]. index has a's ndim and is no larger than a along the other axes. */
+NB_API nb_tensor *nb_gather(nb_tape *tp, nb_tensor *a, int axis, nb_tensor *index);
 /* Broadcast to shape (size-1 dims repeat with stride 0; new leading dims may be added). */
 NB_API nb_tensor *nb_expand(nb_tape *tp, nb_tensor *a, int ndim, const int64_t *shape);
 NB_API nb_tensor *nb_contiguous(nb_tape *tp, nb_tensor *a);

@@ -45,6 +45,10 @@ typedef enum nb_gc_domain {
     NB_GC_MASK,  /* 0 or 1, a constant: no gradient is checked */
     NB_GC_CONST, /* uniform in [-2, 2], a constant: no gradient is checked */
     NB_GC_INDEX, /* integers in [0, index_max), a constant: indices for gather */
+    /* distinct values, at least 0.02 apart across every NB_GC_DISTINCT input of the case,
+     * spread over [-2, 2] (wider when there are many): for max, min, maximum, where a tie inside
+     * the difference stencil would make the numeric gradient meaningless */
+    NB_GC_DISTINCT,
 } nb_gc_domain;
 
 enum { NB_GC_MAX_IN = 6, NB_GC_MAX_KINKS = 4, NB_GC_MAX_REPORTS = 64, NB_GC_MAX_OPS = 64 };

@@ -85,6 +85,11 @@ NB_API nb_tensor *nb_gaussian_nll(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb
 /* KL(N(mu, exp(logvar)) ‖ N(0, I)) = -½(1 + logvar - mu² - exp(logvar)), analytic. */
 NB_API nb_tensor *nb_kl_normal(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb_reduce r);
 
+/* log N(x; mean, exp(logvar)) elementwise, no reduction, broadcasting (the constant included):
+ * a building block for likelihoods, priors and importance weights. mean NULL means 0, logvar
+ * NULL means 0 (unit variance). */
+NB_API nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb_tensor *logvar);
+
 /* ---- initialisers -------------------------------------------------------------------------- */
 
 /* PyTorch's fan-in and fan-out of a weight: dims 1 and 0 times the receptive field. */
