@@ -6,28 +6,17 @@
  *     L_k(x) = E[ log (1/k) Σ_i p(x, z_i) / q(z_i | x) ],   z_i ~ q(z | x)
  *
  * L_1 is the ELBO, and L_k rises towards log p(x) as k grows. Everything below is ordinary ops on
- * the tape, so nb_backward differentiates it and the gradient check of tests/test_iwae.c covers it.
+ * the tape, so nb_backward differentiates it; iwae_main.c checks the gradient and trains it.
  * docs/new-model.md walks through it.
  */
 #include <math.h>
 
-#include "docs/examples/iwae.h"
-
-/* log N(v; mean, e^logvar) summed over the last axis; mean, logvar NULL: the standard normal. */
-static nb_tensor *log_normal(nb_tape *tp, nb_tensor *v, nb_tensor *mean, nb_tensor *logvar)
-{
-    nb_tensor *d = mean ? nb_sub(tp, v, mean) : v;
-    nb_tensor *t = nb_square(tp, d);
-    if (logvar) t = nb_add(tp, nb_mul(tp, t, nb_exp(tp, nb_neg(tp, logvar))), logvar);
-    t = nb_add_scalar(tp, t, log(2 * M_PI));
-    return nb_scale(tp, nb_sum(tp, t, NB_AXES(-1), 0), -0.5);
-}
+#include "iwae.h"
 
 nb_tensor *iwae_loss(nb_tape *tp, const nb_model *m, nb_tensor *x, int k, nb_tensor *eps, nb_rng *rng)
 {
     nb_tensor *mu, *logvar;
-    nb_model_encode(tp, m, x, NULL, &mu, &logvar);
-    if (!mu) return NULL;
+    if (nb_model_encode(tp, m, x, NULL, &mu, &logvar)) return NULL;
     const int64_t B = nb_dim(mu, 0), d = nb_dim(mu, 1), D = nb_numel(x) / B;
 
     /* k samples per example, laid out (k, B, d): the posterior broadcasts over the first axis */
@@ -43,8 +32,11 @@ nb_tensor *iwae_loss(nb_tape *tp, const nb_model *m, nb_tensor *x, int k, nb_ten
     nb_tensor *log_px = nb_reshape(tp, nb_neg(tp, nb_model_nll(tp, m, nb_reshape(tp, out, NB_SHAPE(k * B, D)), x_k)),
                                    NB_SHAPE(k, B));
 
-    /* log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x), then a stable log-mean-exp */
-    nb_tensor *log_w = nb_add(tp, log_px, nb_sub(tp, log_normal(tp, z, NULL, NULL), log_normal(tp, z, mu_k, lv_k)));
+    /* log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x), each density summed over z's dims */
+    nb_tensor *log_pz = nb_sum(tp, nb_normal_log_prob(tp, z, NULL, NULL), NB_AXES(-1), 0);
+    nb_tensor *log_qz = nb_sum(tp, nb_normal_log_prob(tp, z, mu_k, lv_k), NB_AXES(-1), 0);
+    nb_tensor *log_w = nb_add(tp, log_px, nb_sub(tp, log_pz, log_qz));
+    /* a stable log-mean-exp over the k samples */
     nb_tensor *bound = nb_add_scalar(tp, nb_logsumexp(tp, log_w, NB_AXES(0), 0), -log((double)k));
-    return nb_neg(tp, nb_mean(tp, bound, 0, NULL, 0));
+    return nb_neg(tp, nb_mean_all(tp, bound));
 }

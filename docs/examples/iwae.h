@@ -2,7 +2,7 @@
 #ifndef NB_EXAMPLE_IWAE_H
 #define NB_EXAMPLE_IWAE_H
 
-#include "nabla/nabla.h"
+#include <nabla/nabla.h>
 
 /* -L_k averaged over the batch x (B, ...), a scalar to call nb_backward on. eps (k, B, d) fixes
  * the noise (gradient checks); NULL draws it from rng. */

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "nabla/nabla.h"
+#include <nabla/nabla.h>
 
 int main(void)
 {
