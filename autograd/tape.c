@@ -131,13 +131,32 @@ struct nb_hdr_block {
     nb_tensor t[HDR_BLOCK];
 };
 
+/* Blocks of freed tapes wait here for the next tape instead of going back to malloc: a tensor
+ * kept past nb_tape_free then still reads as stale rather than as freed memory. */
+static nb_hdr_block *spare_blocks;
+static mtx_t spare_lock;
+static once_flag spare_once = ONCE_FLAG_INIT;
+
+static void spare_init(void) { mtx_init(&spare_lock, mtx_plain); }
+
+static nb_hdr_block *block_new(void)
+{
+    call_once(&spare_once, spare_init);
+    mtx_lock(&spare_lock);
+    nb_hdr_block *b = spare_blocks;
+    if (b) spare_blocks = b->next;
+    mtx_unlock(&spare_lock);
+    if (!b && !(b = malloc(sizeof *b))) return NULL;
+    b->next = NULL;
+    return b;
+}
+
 static nb_tensor *hdr_take(nb_hdr_pool *p)
 {
     if (!p->cur || p->used == HDR_BLOCK) {
         nb_hdr_block *next = p->cur ? p->cur->next : p->head;
         if (!next) {
-            if (!(next = malloc(sizeof *next))) return NULL;
-            next->next = NULL;
+            if (!(next = block_new())) return NULL;
             if (p->cur)
                 p->cur->next = next;
             else
@@ -164,10 +183,15 @@ static void hdr_rewind(nb_hdr_pool *p)
 
 static void hdr_free(nb_hdr_pool *p)
 {
-    for (nb_hdr_block *b = p->head, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
+    hdr_rewind(p);
+    if (!p->head) return;
+    nb_hdr_block *last = p->head;
+    while (last->next) last = last->next;
+    call_once(&spare_once, spare_init);
+    mtx_lock(&spare_lock);
+    last->next = spare_blocks;
+    spare_blocks = p->head;
+    mtx_unlock(&spare_lock);
     p->head = p->cur = NULL;
 }
 

@@ -9,10 +9,16 @@
  * Parameters, their gradients and optimizer state live in an nb_params store, one flat block per
  * kind, until the store is freed.
  *
+ * An arena tensor belongs to its step: after nb_tape_reset (or nb_tape_free) its memory is
+ * reused, and an op or nb_backward given it refuses it ("input 2 is from a step that has
+ * ended") instead of reading someone else's data. Every tensor carries its step's generation;
+ * the check is exact for tensors of the previous step and of freed tapes, and holds for older
+ * ones until their header is handed out again. Tensors of another live tape may be mixed in.
+ *
  * Errors are sticky. The first op that fails (bad shape, mixed dtypes, no memory) records a
  * message naming the op and its operands, and returns NULL; every later op given a NULL input
- * returns NULL too. Check once, at nb_backward or with nb_tape_status. The library never prints
- * and never exits.
+ * returns NULL too. Check once, at nb_backward or with nb_tape_status. Every error, on a tape or
+ * not, is also the thread's nb_last_error(). The library never prints and never exits.
  */
 #ifndef NB_AUTOGRAD_H
 #define NB_AUTOGRAD_H
