@@ -2,6 +2,7 @@
  * config.json and checkpoints all go through it, so a key means the same everywhere. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ typedef struct key_def {
     size_t off;
     const char *const *names; /* T_ENUM: value names, index = enum value */
     const char *help;
+    double lo, hi;            /* numbers: the range accepted (checked before any arithmetic) */
 } key_def;
 
 static const char *const model_names[] = {"ae", "dae", "vae", "cvae", NULL};
@@ -44,43 +46,43 @@ static const char *const bin_names[] = {"none", "threshold", "dynamic", NULL};
 
 #define OFF(f) offsetof(nb_train_cfg, f)
 static const key_def keys[] = {
-    {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae"},
-    {"arch", T_ENUM, OFF(model.arch), arch_names, "mlp | conv"},
-    {"latent", T_INT, OFF(model.latent), NULL, "size of the code z"},
-    {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196"},
-    {"conv-channels", T_INT, OFF(model.conv1), NULL, "channels of the first conv layer (the second has twice)"},
-    {"act", T_ENUM, OFF(model.act), act_names, "relu | tanh | leaky-relu | elu | gelu"},
-    {"decoder", T_ENUM, OFF(model.decoder), decoder_names, "bernoulli | gaussian | gaussian-shared | gaussian-pixel"},
-    {"sigma", T_DOUBLE, OFF(model.sigma), NULL, "fixed decoder standard deviation (decoder gaussian)"},
-    {"init-std", T_DOUBLE, OFF(model.init_std), NULL, "weights and biases ~ N(0, this) instead of PyTorch's defaults (0: PyTorch)"},
-    {"logvar-min", T_DOUBLE, OFF(model.logvar_min), NULL, "clamp of a learned log-variance (off when min >= max)"},
-    {"logvar-max", T_DOUBLE, OFF(model.logvar_max), NULL, "clamp of a learned log-variance"},
-    {"beta", T_DOUBLE, OFF(beta), NULL, "KL weight (1: the ELBO)"},
-    {"kl-warmup", T_INT, OFF(kl_warmup), NULL, "epochs over which beta rises linearly from 0"},
-    {"free-bits", T_DOUBLE, OFF(free_bits), NULL, "minimum KL per latent dimension, nats (0: off)"},
-    {"corrupt", T_CORRUPT, 0, NULL, "DAE corruptions, e.g. gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1"},
-    {"optimizer", T_ENUM, OFF(optim.kind), optim_names, "sgd | adam | adamw | adagrad (resets its PyTorch defaults)"},
-    {"lr", T_DOUBLE, OFF(optim.lr), NULL, "learning rate"},
-    {"weight-decay", T_DOUBLE, OFF(optim.weight_decay), NULL, "L2 weight decay (decoupled for adamw)"},
-    {"momentum", T_DOUBLE, OFF(optim.momentum), NULL, "SGD momentum"},
-    {"nesterov", T_INT, OFF(optim.nesterov), NULL, "SGD Nesterov momentum (0 or 1)"},
-    {"clip", T_DOUBLE, OFF(optim.clip_norm), NULL, "clip the global gradient norm to this (0: off)"},
-    {"lr-schedule", T_SCHEDULE, 0, NULL, "none | step:EPOCHS:GAMMA | exp:GAMMA"},
-    {"batch", T_INT64, OFF(batch), NULL, "minibatch size"},
-    {"epochs", T_INT, OFF(epochs), NULL, "epochs to train"},
-    {"seed", T_U64, OFF(seed), NULL, "seed of every random draw"},
-    {"threads", T_INT, OFF(threads), NULL, "threads (0: all cores)"},
-    {"data", T_STRING, OFF(data), NULL, "directory of MNIST-style IDX files"},
-    {"out", T_STRING, OFF(out), NULL, "output directory"},
-    {"binarize", T_ENUM, OFF(binarize), bin_names, "none | threshold | dynamic"},
-    {"train-size", T_INT64, OFF(train_size), NULL, "use the first N training images (0: all)"},
-    {"test-size", T_INT64, OFF(test_size), NULL, "use the first N test images (0: all)"},
-    {"eval-batch", T_INT64, OFF(eval_batch), NULL, "batch size for evaluation"},
+    {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae", 0, 0},
+    {"arch", T_ENUM, OFF(model.arch), arch_names, "mlp | conv", 0, 0},
+    {"latent", T_INT, OFF(model.latent), NULL, "size of the code z", 1, 4096},
+    {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196", 0, 0},
+    {"conv-channels", T_INT, OFF(model.conv1), NULL, "channels of the first conv layer (the second has twice)", 1, 1024},
+    {"act", T_ENUM, OFF(model.act), act_names, "relu | tanh | leaky-relu | elu | gelu", 0, 0},
+    {"decoder", T_ENUM, OFF(model.decoder), decoder_names, "bernoulli | gaussian | gaussian-shared | gaussian-pixel", 0, 0},
+    {"sigma", T_DOUBLE, OFF(model.sigma), NULL, "fixed decoder standard deviation (decoder gaussian)", 1e-6, 1e6},
+    {"init-std", T_DOUBLE, OFF(model.init_std), NULL, "weights and biases ~ N(0, this) instead of PyTorch's defaults (0: PyTorch)", 0, 100},
+    {"logvar-min", T_DOUBLE, OFF(model.logvar_min), NULL, "clamp of a learned log-variance (off when min >= max)", -100, 100},
+    {"logvar-max", T_DOUBLE, OFF(model.logvar_max), NULL, "clamp of a learned log-variance", -100, 100},
+    {"beta", T_DOUBLE, OFF(beta), NULL, "KL weight (1: the ELBO)", 0, 1e6},
+    {"kl-warmup", T_INT, OFF(kl_warmup), NULL, "epochs over which beta rises linearly from 0", 0, 1e6},
+    {"free-bits", T_DOUBLE, OFF(free_bits), NULL, "minimum KL per latent dimension, nats (0: off)", 0, 1e6},
+    {"corrupt", T_CORRUPT, 0, NULL, "DAE corruptions, e.g. gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1", 0, 0},
+    {"optimizer", T_ENUM, OFF(optim.kind), optim_names, "sgd | adam | adamw | adagrad (resets its PyTorch defaults)", 0, 0},
+    {"lr", T_DOUBLE, OFF(optim.lr), NULL, "learning rate", 0, 1e6},
+    {"weight-decay", T_DOUBLE, OFF(optim.weight_decay), NULL, "L2 weight decay (decoupled for adamw)", 0, 1e6},
+    {"momentum", T_DOUBLE, OFF(optim.momentum), NULL, "SGD momentum", 0, 0.999999},
+    {"nesterov", T_INT, OFF(optim.nesterov), NULL, "SGD Nesterov momentum (0 or 1)", 0, 1},
+    {"clip", T_DOUBLE, OFF(optim.clip_norm), NULL, "clip the global gradient norm to this (0: off)", 0, 1e12},
+    {"lr-schedule", T_SCHEDULE, 0, NULL, "none | step:EPOCHS:GAMMA | exp:GAMMA", 0, 0},
+    {"batch", T_INT64, OFF(batch), NULL, "minibatch size", 1, 1e7},
+    {"epochs", T_INT, OFF(epochs), NULL, "epochs to train", 0, 1e7},
+    {"seed", T_U64, OFF(seed), NULL, "seed of every random draw", 0, 1.8446744073709552e19},
+    {"threads", T_INT, OFF(threads), NULL, "threads (0: all cores)", 0, 4096},
+    {"data", T_STRING, OFF(data), NULL, "directory of MNIST-style IDX files", 0, 0},
+    {"out", T_STRING, OFF(out), NULL, "output directory", 0, 0},
+    {"binarize", T_ENUM, OFF(binarize), bin_names, "none | threshold | dynamic", 0, 0},
+    {"train-size", T_INT64, OFF(train_size), NULL, "use the first N training images (0: all)", 0, 1e12},
+    {"test-size", T_INT64, OFF(test_size), NULL, "use the first N test images (0: all)", 0, 1e12},
+    {"eval-batch", T_INT64, OFF(eval_batch), NULL, "batch size for evaluation", 1, 1e7},
     /* set from the data by training; kept so that a checkpoint rebuilds its model alone */
-    {"channels", T_INT, OFF(model.channels), NULL, "image channels (taken from the data)"},
-    {"height", T_INT, OFF(model.height), NULL, "image height (taken from the data)"},
-    {"width", T_INT, OFF(model.width), NULL, "image width (taken from the data)"},
-    {"classes", T_INT, OFF(model.nclasses), NULL, "label classes of a CVAE (taken from the data)"},
+    {"channels", T_INT, OFF(model.channels), NULL, "image channels (taken from the data)", 0, 64},
+    {"height", T_INT, OFF(model.height), NULL, "image height (taken from the data)", 0, 4096},
+    {"width", T_INT, OFF(model.width), NULL, "image width (taken from the data)", 0, 4096},
+    {"classes", T_INT, OFF(model.nclasses), NULL, "label classes of a CVAE (taken from the data)", 0, 256},
 };
 enum { NKEYS = sizeof keys / sizeof keys[0] };
 
@@ -111,7 +113,14 @@ static int parse_double(const char *v, double *out)
 
 static nb_status bad(const char *key, const char *value, const char *want)
 {
-    return nb_error(NB_ERR_ARG, "--%s %s: expected %s", key, value, want);
+    return nb_error(NB_ERR_ARG, "--%s %.60s: expected %s", key, value, want);
+}
+
+/* A number outside the key's range: the message gives the range as the user would type it. */
+static nb_status out_of_range(const key_def *k, const char *value)
+{
+    return nb_error(NB_ERR_ARG, "--%s %.60s: expected %s from %.12g to %.12g", k->key, value,
+                    k->type == T_DOUBLE ? "a finite number" : "an integer", k->lo, k->hi);
 }
 
 nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
@@ -123,20 +132,27 @@ nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
     double d;
     switch (k->type) {
     case T_INT:
-        if (!parse_int64(value, &i) || i < 0 || i > 1 << 30) return bad(key, value, "a non-negative integer");
-        *(int *)p = (int)i;
-        if (!strcmp(key, "conv-channels")) c->model.conv2 = 2 * (int)i;
-        return NB_OK;
     case T_INT64:
-        if (!parse_int64(value, &i) || i < 0) return bad(key, value, "a non-negative integer");
-        *(int64_t *)p = i;
+        if (!parse_int64(value, &i)) return bad(key, value, "an integer");
+        if ((double)i < k->lo || (double)i > k->hi) return out_of_range(k, value);
+        if (k->type == T_INT)
+            *(int *)p = (int)i;
+        else
+            *(int64_t *)p = i;
+        if (!strcmp(key, "conv-channels")) c->model.conv2 = 2 * (int)i; /* i <= 1024 */
         return NB_OK;
-    case T_U64:
-        if (!parse_int64(value, &i) || i < 0) return bad(key, value, "a non-negative integer");
-        *(uint64_t *)p = (uint64_t)i;
+    case T_U64: {
+        char *end;
+        errno = 0;
+        const unsigned long long u = strtoull(value, &end, 10);
+        if (end == value || *end || errno || value[0] == '-') return bad(key, value, "a non-negative integer");
+        *(uint64_t *)p = (uint64_t)u;
         return NB_OK;
+    }
     case T_DOUBLE:
-        if (!parse_double(value, &d) || d != d) return bad(key, value, "a number");
+        /* strtod takes "inf" and "nan", and 1e309 overflows to inf: none of them is a setting */
+        if (!parse_double(value, &d) || !isfinite(d)) return bad(key, value, "a finite number");
+        if (d < k->lo || d > k->hi) return out_of_range(k, value);
         *(double *)p = d;
         return NB_OK;
     case T_STRING:

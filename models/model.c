@@ -90,7 +90,11 @@ static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
     if (nb_conv2d_init(&m->enc_c1, ps, "enc.conv1", c->channels + cond, c->conv1, 4, k4, 1, rng) ||
         nb_conv2d_init(&m->enc_c2, ps, "enc.conv2", c->conv1, c->conv2, 4, k4, 1, rng))
         return named("encoder convolutions");
-    const int flat = c->conv2 * m->h2 * m->w2;
+    const int64_t flat64 = (int64_t)c->conv2 * m->h2 * m->w2;
+    if (flat64 > (1 << 24))
+        return nb_error(NB_ERR_ARG, "model: the conv body's output (%d x %d x %d) exceeds 2^24 values",
+                        c->conv2, m->h2, m->w2);
+    const int flat = (int)flat64;
     const int dec_sizes[2] = {c->latent + cond, flat};
     if (nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
     if (nb_conv_transpose2d_init(&m->dec_c1, ps, "dec.deconv1", c->conv2, c->conv1, 4, up1, 1, rng) ||
@@ -104,14 +108,28 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->ps = ps;
+    if (!cfg || !ps) return nb_error(NB_ERR_ARG, "nb_model_init: the configuration or the store is NULL");
     const nb_model_cfg *c = &m->cfg;
-    if (c->channels < 1 || c->height < 1 || c->width < 1 || c->latent < 1 || c->nhidden < 0 ||
-        c->nhidden > NB_MAX_HIDDEN || (c->kind == NB_CVAE && c->nclasses < 1))
-        return nb_error(NB_ERR_ARG, "model: invalid configuration (shape %dx%dx%d, latent %d, "
-                        "%d hidden layers, %d classes)", c->channels, c->height, c->width,
-                        c->latent, c->nhidden, c->nclasses);
+    /* ranges first: every size below is multiplied by another before it is allocated */
+    if (c->channels < 1 || c->channels > 64 || c->height < 1 || c->height > 4096 || c->width < 1 ||
+        c->width > 4096 || (int64_t)c->channels * c->height * c->width > (1 << 24))
+        return nb_error(NB_ERR_ARG, "model: images of %dx%dx%d (channels 1 to 64, height and width "
+                        "1 to 4096, at most 2^24 values)", c->channels, c->height, c->width);
+    if (c->latent < 1 || c->latent > 4096 || c->nhidden < 0 || c->nhidden > NB_MAX_HIDDEN ||
+        (c->kind == NB_CVAE && (c->nclasses < 1 || c->nclasses > 256)))
+        return nb_error(NB_ERR_ARG, "model: invalid configuration (latent %d: 1 to 4096; %d hidden "
+                        "layers: 0 to %d; %d classes: 1 to 256 for a CVAE)", c->latent, c->nhidden,
+                        NB_MAX_HIDDEN, c->nclasses);
+    if ((int)c->kind < NB_AE || c->kind > NB_CVAE || (int)c->arch < NB_ARCH_MLP || c->arch > NB_ARCH_CONV ||
+        (int)c->decoder < NB_DEC_BERNOULLI || c->decoder > NB_DEC_GAUSSIAN_PIXEL ||
+        (int)c->act < NB_ACT_RELU || c->act > NB_ACT_GELU)
+        return nb_error(NB_ERR_ARG, "model: unknown kind %d, arch %d, decoder %d or activation %d",
+                        (int)c->kind, (int)c->arch, (int)c->decoder, (int)c->act);
     for (int i = 0; i < c->nhidden; i++)
-        if (c->hidden[i] < 1) return nb_error(NB_ERR_ARG, "model: hidden layer %d has size %d", i, c->hidden[i]);
+        if (c->hidden[i] < 1 || c->hidden[i] > (1 << 20))
+            return nb_error(NB_ERR_ARG, "model: hidden layer %d has size %d (1 to 2^20)", i, c->hidden[i]);
+    if (c->arch == NB_ARCH_CONV && (c->conv1 < 1 || c->conv1 > 1024 || c->conv2 < 1 || c->conv2 > 2048))
+        return nb_error(NB_ERR_ARG, "model: conv channels %d and %d (1 to 1024, 1 to 2048)", c->conv1, c->conv2);
     m->in_dim = (int64_t)c->channels * c->height * c->width;
     const int cond = conditional(m) ? c->nclasses : 0;
     int body_out;

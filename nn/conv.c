@@ -18,6 +18,7 @@
 
 #include "nn/conv_ref.h"
 #include "nn/internal.h"
+#include "tensor/error.h"
 
 /* ---- geometry ------------------------------------------------------------------------------ */
 
@@ -606,7 +607,10 @@ static nb_status conv_layer_init(nb_conv_layer *l, nb_params *ps, const char *na
     memset(l, 0, sizeof *l);
     l->cfg = cfg;
     l->transposed = transposed;
-    if (in_ch < 1 || out_ch < 1 || k < 1) return NB_ERR_ARG;
+    if (!ps || !name) return nb_error(NB_ERR_ARG, "conv layer: the store or the name is NULL");
+    if (in_ch < 1 || out_ch < 1 || k < 1 || in_ch > 65536 || out_ch > 65536 || k > 1024)
+        return nb_error(NB_ERR_ARG, "conv layer %s: %d -> %d channels, kernel %d (channels 1 to "
+                        "65536, kernel 1 to 1024)", name, in_ch, out_ch, k);
     char full[300];
     snprintf(full, sizeof full, "%s.weight", name);
     l->weight = nb_param(ps, full, NB_SHAPE(transposed ? in_ch : out_ch,

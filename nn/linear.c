@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nn/internal.h"
+#include "tensor/error.h"
 
 /* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
  * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. */
@@ -86,7 +87,10 @@ nb_status nb_linear_init(nb_linear_layer *l, nb_params *ps, const char *name, in
 {
     memset(l, 0, sizeof *l);
     l->in = in, l->out = out;
-    if (in < 1 || out < 1) return NB_ERR_ARG;
+    if (!ps || !name) return nb_error(NB_ERR_ARG, "nb_linear_init: the store or the name is NULL");
+    if (in < 1 || out < 1 || in > (1 << 24) || out > (1 << 24))
+        return nb_error(NB_ERR_ARG, "nb_linear_init: %s: sizes %lld -> %lld (each 1 to 2^24)", name,
+                        (long long)in, (long long)out);
     l->weight = named_param(ps, name, "weight", NB_SHAPE(out, in));
     if (bias) l->bias = named_param(ps, name, "bias", NB_SHAPE(out));
     if (!l->weight || (bias && !l->bias)) return NB_ERR_ARG; /* nb_params_error says why */

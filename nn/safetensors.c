@@ -14,6 +14,11 @@
  * tensors) gets an aligned copy.
  *
  * Writing is atomic: a temporary file beside the target, every write checked, fsync, rename.
+ *
+ * Files nabla writes carry, in "__metadata__", "nabla.format" (ST_FORMAT) and "nabla.xxh3": a
+ * JSON object of each tensor's XXH3-64 hash (16 hex digits) over its data bytes. Reading
+ * verifies every hash, so a flipped bit is an error that names the tensor; files from other
+ * writers carry neither key and load as they are.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <xxhash.h>
 
 #include "nabla/nn.h"
 #include "tensor/error.h"
@@ -39,6 +45,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 static const uint64_t ST_MAX_HEADER = 100u << 20;
 /* Alignment of the data block and of the copies; 64 suits any vector load. */
 enum { ST_ALIGN = 64 };
+/* The version of what nabla adds to the format (the checksums); a newer one is refused. */
+#define ST_FORMAT "2"
+#define ST_KEY_FORMAT "nabla.format"
+#define ST_KEY_HASHES "nabla.xxh3"
 /* Integers above 2^53 are not exact in cJSON's doubles. */
 static const double ST_MAX_INT = 9007199254740992.0;
 
@@ -156,7 +166,9 @@ static nb_status parse_entry(st_entry *e, const cJSON *it, int64_t *dims, uint64
 
     /* parse_header has checked that shape is an array */
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(it, "shape"), *d;
-    uint64_t bytes = es;
+    /* the product of the non-zero dims must fit too: a zero makes the byte count 0, but the
+     * other sizes still reach nb_tensor_wrap's strides and every loop over the shape */
+    uint64_t bytes = es, nonzero = es;
     int overflow = 0;
     e->ndim = 0;
     e->shape = dims;
@@ -168,6 +180,7 @@ static nb_status parse_entry(st_entry *e, const cJSON *it, int64_t *dims, uint64
                             path, nm, e->ndim, json_what(d, what, sizeof what));
         dims[e->ndim++] = (int64_t)v;
         overflow |= __builtin_mul_overflow(bytes, v, &bytes);
+        if (v) overflow |= __builtin_mul_overflow(nonzero, v, &nonzero) || nonzero > (uint64_t)INT64_MAX;
     }
     char sh[96];
     shape_str(sh, sizeof sh, e->ndim, e->shape);
@@ -330,6 +343,49 @@ static nb_status read_data(nb_safetensors *f, FILE *fp, uint64_t dsize)
     return NB_OK;
 }
 
+static const char *meta_get(const nb_safetensors *f, const char *key)
+{
+    const cJSON *v = f->meta ? cJSON_GetObjectItemCaseSensitive(f->meta, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void hash_hex(char out[17], const void *data, size_t bytes)
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits(data, bytes));
+}
+
+/* Checks every tensor against the hashes nabla stored, when it stored them. */
+static nb_status verify_hashes(const nb_safetensors *f)
+{
+    const char *fmt = meta_get(f, ST_KEY_FORMAT), *text = meta_get(f, ST_KEY_HASHES);
+    if (!fmt && !text) return NB_OK; /* another writer: nothing to check against */
+    if (!fmt || strtol(fmt, NULL, 10) > strtol(ST_FORMAT, NULL, 10) || strtol(fmt, NULL, 10) < 2)
+        return nb_error(NB_ERR_FORMAT, "%s: nabla format '%.20s' (this nabla reads %s)", f->path,
+                        fmt ? fmt : "none", ST_FORMAT);
+    cJSON *h = text ? cJSON_Parse(text) : NULL;
+    nb_status st = cJSON_IsObject(h) ? NB_OK
+                                     : nb_error(NB_ERR_FORMAT, "%s: the checksums are missing or not a JSON object", f->path);
+    int listed = 0;
+    for (const cJSON *it = h ? h->child : NULL; !st && it; it = it->next, listed++)
+        if (!st_find(f, it->string))
+            st = nb_error(NB_ERR_FORMAT, "%s: a checksum for '%.100s', which the file does not hold", f->path, it->string);
+    for (int i = 0; !st && i < f->n; i++) {
+        const st_entry *e = &f->e[i];
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(h, e->name);
+        char got[17];
+        hash_hex(got, e->data, (size_t)(e->end - e->begin));
+        if (!cJSON_IsString(want))
+            st = nb_error(NB_ERR_FORMAT, "%s: tensor '%s' has no checksum", f->path, e->name);
+        else if (strcmp(want->valuestring, got))
+            st = nb_error(NB_ERR_FORMAT, "%s: tensor '%s' fails its checksum (stored %.16s, computed %s): "
+                          "the file is corrupt", f->path, e->name, want->valuestring, got);
+    }
+    if (!st && listed != f->n)
+        st = nb_error(NB_ERR_FORMAT, "%s: %d checksums for %d tensors", f->path, listed, f->n);
+    cJSON_Delete(h);
+    return st;
+}
+
 static nb_status st_load(nb_safetensors *f, FILE *fp)
 {
     const char *path = f->path;
@@ -362,6 +418,7 @@ static nb_status st_load(nb_safetensors *f, FILE *fp)
     }
     free(hdr); /* names and metadata live on in the cJSON tree */
     if (!st) st = read_data(f, fp, size - 8 - hlen);
+    if (!st) st = verify_hashes(f);
     return st;
 }
 
@@ -522,9 +579,13 @@ static nb_status check_save_args(const char *path, int n, const char *const *nam
         if (tensors[i]->dtype != NB_F32 && tensors[i]->dtype != NB_F64)
             return nb_error(NB_ERR_ARG, "%s: tensor '%s' has an unknown dtype", path, names[i]);
     }
-    for (int i = 0; i < nmeta; i++)
+    for (int i = 0; i < nmeta; i++) {
         if (!keys[i] || !values[i])
             return nb_error(NB_ERR_ARG, "%s: metadata pair %d has a NULL key or value", path, i);
+        if (!strncmp(keys[i], "nabla.", 6))
+            return nb_error(NB_ERR_ARG, "%s: metadata key '%s': keys starting with 'nabla.' are reserved",
+                            path, keys[i]);
+    }
     int oom;
     const char *dup = find_duplicate(n, names, &oom);
     if (!oom && dup) return nb_error(NB_ERR_ARG, "%s: tensor name '%s' given twice", path, dup);
@@ -534,26 +595,74 @@ static nb_status check_save_args(const char *path, int n, const char *const *nam
     return NB_OK;
 }
 
+/* The bytes of t in row-major order: its data when contiguous, else a copy in *scratch (grown
+ * as needed). NULL when out of memory. */
+static const void *row_major(const nb_tensor *t, void **scratch, size_t *cap)
+{
+    if (nb_is_contiguous(t)) return t->data;
+    const size_t bytes = (size_t)nb_numel(t) * nb_dtype_size(t->dtype);
+    if (bytes > *cap) {
+        void *p = realloc(*scratch, bytes);
+        if (!p) return NULL;
+        *scratch = p, *cap = bytes;
+    }
+    nb_copy_out(t, *scratch); /* logical row-major order, strides and broadcasts resolved */
+    return *scratch;
+}
+
+/* {"name": "hash", ...} of the tensors' bytes, as a JSON text in b. */
+static int hashes_json(sbuf *b, int n, const char *const *names, const nb_tensor *const *tensors)
+{
+    void *scratch = NULL;
+    size_t cap = 0;
+    sb_add(b, "{", 1);
+    for (int i = 0; i < n; i++) {
+        const void *src = row_major(tensors[i], &scratch, &cap);
+        if (!src) {
+            free(scratch);
+            return 0;
+        }
+        char hex[17];
+        hash_hex(hex, src, (size_t)nb_numel(tensors[i]) * nb_dtype_size(tensors[i]->dtype));
+        if (i) sb_add(b, ",", 1);
+        sb_json_str(b, names[i]);
+        sb_printf(b, ":\"%s\"", hex);
+    }
+    sb_add(b, "}", 1);
+    free(scratch);
+    return !b->oom;
+}
+
 /* The header, padded with spaces so that the data section starts at a multiple of 8. */
 static nb_status build_header(sbuf *b, const char *path, int n, const char *const *names,
                               const nb_tensor *const *tensors, int nmeta, const char *const *keys,
                               const char *const *values)
 {
-    sb_add(b, "{", 1);
-    if (nmeta > 0) {
-        sb_add(b, "\"__metadata__\":{", 16);
-        for (int i = 0; i < nmeta; i++) {
-            if (i) sb_add(b, ",", 1);
-            sb_json_str(b, keys[i]);
-            sb_add(b, ":", 1);
-            sb_json_str(b, values[i]);
-        }
-        sb_add(b, "}", 1);
+    sbuf hashes = {0};
+    if (!hashes_json(&hashes, n, names, tensors)) {
+        free(hashes.p);
+        return nb_error(NB_ERR_NOMEM, "%s: out of memory for the checksums", path);
     }
+    sb_add(b, "{\"__metadata__\":{", 17);
+    for (int i = 0; i < nmeta; i++) {
+        sb_json_str(b, keys[i]);
+        sb_add(b, ":", 1);
+        sb_json_str(b, values[i]);
+        sb_add(b, ",", 1);
+    }
+    sb_json_str(b, ST_KEY_FORMAT);
+    sb_add(b, ":", 1);
+    sb_json_str(b, ST_FORMAT);
+    sb_add(b, ",", 1);
+    sb_json_str(b, ST_KEY_HASHES);
+    sb_add(b, ":", 1);
+    sb_json_str(b, hashes.p);
+    sb_add(b, "}", 1);
+    free(hashes.p);
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const nb_tensor *t = tensors[i];
-        if (i || nmeta > 0) sb_add(b, ",", 1);
+        sb_add(b, ",", 1);
         sb_json_str(b, names[i]);
         sb_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype_tag(t->dtype));
         for (int d = 0; d < t->ndim; d++) sb_printf(b, d ? ",%" PRId64 : "%" PRId64, t->shape[d]);
@@ -588,26 +697,19 @@ static int write_body(int fd, const sbuf *hdr, int n, const nb_tensor *const *te
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)hdr->n >> (8 * i));
     if (write_all(fd, len, 8) || write_all(fd, hdr->p, hdr->n)) return -1;
 
-    size_t scratch_size = 0;
-    for (int i = 0; i < n; i++) {
-        const size_t bytes = (size_t)nb_numel(tensors[i]) * nb_dtype_size(tensors[i]->dtype);
-        if (!nb_is_contiguous(tensors[i]) && bytes > scratch_size) scratch_size = bytes;
-    }
-    void *scratch = scratch_size ? malloc(scratch_size) : NULL;
-    if (scratch_size && !scratch) {
-        errno = ENOMEM;
-        return -1;
-    }
+    void *scratch = NULL;
+    size_t cap = 0;
     int r = 0;
     for (int i = 0; i < n && !r; i++) {
         const nb_tensor *t = tensors[i];
         const size_t bytes = (size_t)nb_numel(t) * nb_dtype_size(t->dtype);
-        const void *src = t->data;
-        if (!nb_is_contiguous(t)) {
-            nb_copy_out(t, scratch); /* logical row-major order, strides and broadcasts resolved */
-            src = scratch;
+        const void *src = row_major(t, &scratch, &cap);
+        if (!src) {
+            errno = ENOMEM;
+            r = -1;
+        } else if (bytes) {
+            r = write_all(fd, src, bytes);
         }
-        if (bytes) r = write_all(fd, src, bytes);
     }
     const int err = errno;
     free(scratch);

@@ -9,6 +9,7 @@ pkgs=(
   libsleef-dev                               # SLEEF: vectorised exp/log/tanh
   zlib1g-dev libpng-dev                      # IDX .gz data, PNG pictures
   libcjson-dev                               # safetensors headers, config files
+  libxxhash-dev                              # checksums of the tensors in files nabla writes
   liblapacke-dev libblas-dev                 # PCA and Cholesky in the apps (LAPACK, CBLAS)
   libopenblas0-openmp                        # a fast BLAS behind them (the PCA of 60000 images)
   libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG

@@ -131,8 +131,13 @@ def check_c_file(path):
             good = all(v == fn(i) for i, v in enumerate(vals))
         ok(good, f"'{name}': values")
 
+    fmt, hashes = meta.pop("nabla.format", None), meta.pop("nabla.xxh3", "{}")
     ok(meta == {"writer": "nabla test_io", "quote": "say \"hi\"\n\tü \\"},
        f"metadata with escapes and UTF-8: {meta}")
+    hashes = json.loads(hashes)
+    ok(fmt == "2" and set(hashes) == set(header) and
+       all(len(h) == 16 and all(c in "0123456789abcdef" for c in h) for h in hashes.values()),
+       f"format {fmt} and a 64-bit checksum for each of the {len(header)} tensors")
 
 
 def write_py_file(path):

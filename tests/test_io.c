@@ -322,6 +322,8 @@ static void test_corrupt(void)
         {"fraction-dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", "shape[0] is not a non-negative integer", -1, 8},
         {"string-dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", "shape[0] is not a non-negative integer", -1, 8},
         {"overflow", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,0],\"data_offsets\":[0,0]}}", "is too large", -1, 0},
+        /* found by fuzzing: zero bytes, but the other dims overflow the strides */
+        {"zero-then-huge", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,9007199254740992,9007199254740992],\"data_offsets\":[0,0]}}", "is too large", -1, 0},
         {"offsets-one", "{" T("\"data_offsets\":[0]") "}", "'a': data_offsets is not a pair", -1, 8},
         {"offsets-negative", "{" T("\"data_offsets\":[-8,0]") "}", "data_offsets is not a pair of non-negative integers", -1, 8},
         {"offsets-past-data", "{" T("\"data_offsets\":[0,400]") "}", "'a': data_offsets [0, 400] run past the end of the data section", -1, 8},
@@ -349,6 +351,61 @@ static void test_corrupt(void)
            "corrupt file (%s): %s", cases[i].file, msg);
         if (!st) nb_st_close(f);
     }
+}
+
+/* ---- checksums: a flipped bit anywhere in a tensor is caught, and named ------------------- */
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1;
+    if (f) fclose(f);
+    return n;
+}
+
+/* Flips bit `bit` of byte `at` of the file. */
+static int flip(const char *path, long at, int bit)
+{
+    FILE *f = fopen(path, "r+b");
+    int c = f && !fseek(f, at, SEEK_SET) ? fgetc(f) : EOF;
+    int ok_ = c != EOF && !fseek(f, at, SEEK_SET) && fputc(c ^ (1 << bit), f) != EOF;
+    if (f) fclose(f);
+    return ok_;
+}
+
+static void test_checksums(void)
+{
+    nb_params *ps = store(NB_F32, "enc.weight", 300, "enc.bias", 7, 0.5); /* (300) and (4, 7) */
+    const char *path = in_dir("sums.safetensors");
+    ok(!nb_params_save(ps, path, 0, NULL, NULL), "saved with checksums");
+    nb_safetensors *f;
+    int clean = !nb_st_open(&f, path) && nb_st_meta(f, "nabla.format") && nb_st_meta(f, "nabla.xxh3");
+    if (clean) nb_st_close(f);
+    ok(clean, "the file carries its format version and checksums, and verifies");
+    /* every one of 20 single-bit flips spread over the data section is caught */
+    const long size = file_size(path), data = size - (300 + 28) * 4;
+    int caught = 0, named = 0;
+    for (int k = 0; k < 20; k++) {
+        const long at = data + k * (size - data) / 20;
+        if (!flip(path, at, k % 8)) break;
+        const nb_status st = nb_st_open(&f, path);
+        caught += st == NB_ERR_FORMAT && has(nb_last_error(), "fails its checksum");
+        named += has(nb_last_error(), at - data < 300 * 4 ? "'enc.weight'" : "'enc.bias'");
+        if (!st) nb_st_close(f);
+        flip(path, at, k % 8);
+    }
+    ok(caught == 20 && named == 20, "20 flipped bits in the data: %d caught, %d name their tensor (%s)", caught,
+       named, nb_last_error());
+    ok(!nb_params_load(ps, path), "the file restored verifies again");
+    ok(nb_st_save(path, 0, NULL, NULL, 1, (const char *[]){"nabla.xxh3"}, (const char *[]){"{}"}) == NB_ERR_ARG &&
+           has(nb_last_error(), "reserved"), "metadata keys starting with nabla. are reserved");
+    /* a file from a newer nabla is refused, not misread */
+    char json[200];
+    snprintf(json, sizeof json, "{\"__metadata__\":{\"nabla.format\":\"3\",\"nabla.xxh3\":\"{}\"}}");
+    write_st(in_dir("newer.safetensors"), -1, json, 0);
+    ok(nb_st_open(&f, in_dir("newer.safetensors")) == NB_ERR_FORMAT && has(nb_last_error(), "format '3'"),
+       "a newer format is refused: %s", nb_last_error());
+    nb_params_free(ps);
 }
 
 /* ---- atomic saves --------------------------------------------------------------------------- */
@@ -520,6 +577,7 @@ int main(int argc, char **argv)
     test_foreign_layouts();
     test_params();
     test_corrupt();
+    test_checksums();
     test_atomic();
     remove_dir();
     return tap_done();
