@@ -180,6 +180,59 @@ static nb_status check_cfg(const nb_train_cfg *c)
     return NB_OK;
 }
 
+/* "0 (6000), 1 (6000), ..." for the non-empty classes, into buf. */
+static const char *class_counts(char *buf, size_t size, const int64_t *count, int k)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int c = 0, shown = 0; c < k && n < size; c++)
+        if (count[c]) {
+            n += (size_t)snprintf(buf + n, size - n, shown++ ? ", %d (%lld)" : "%d (%lld)", c, (long long)count[c]);
+            if (shown == 12 && n < size) {
+                snprintf(buf + n, size - n, ", ...");
+                break;
+            }
+        }
+    return buf;
+}
+
+/* The labels a conditional model learns from must agree with the ones it is tested on: every
+ * test class must occur in training, and every class index below the count must occur
+ * somewhere (labels 0 and 200 alone are a labelling error, not a 201-class problem). A resumed
+ * model must have as many classes as the data. Returns the class count, or -1 with the error. */
+static int check_labels(const nb_dataset *train, const nb_dataset *test, const char *dir, int model_classes)
+{
+    if (!train->labels || !test->labels) {
+        nb_error(NB_ERR_ARG, "%s: a conditional VAE needs labels for the %s images", dir,
+                 !train->labels ? "training" : "test");
+        return -1;
+    }
+    int64_t ntr[256] = {0}, nte[256] = {0};
+    int k = 0;
+    for (int64_t i = 0; i < train->n; i++) ntr[train->labels[i]]++, k = train->labels[i] >= k ? train->labels[i] + 1 : k;
+    for (int64_t i = 0; i < test->n; i++) nte[test->labels[i]]++;
+    char tr[400], te[400];
+    for (int c = 0; c < 256; c++)
+        if (nte[c] && !ntr[c]) {
+            nb_error(NB_ERR_FORMAT, "%s: class %d has %lld test images but no training images (training "
+                     "classes: %s; test classes: %s)", dir, c, (long long)nte[c], class_counts(tr, sizeof tr, ntr, 256),
+                     class_counts(te, sizeof te, nte, 256));
+            return -1;
+        }
+    for (int c = 0; c < k; c++)
+        if (!ntr[c] && !nte[c]) {
+            nb_error(NB_ERR_FORMAT, "%s: labels run to %d, but class %d has no image: labels must number "
+                     "the classes 0, 1, 2, ... (training classes: %s)", dir, k - 1, c,
+                     class_counts(tr, sizeof tr, ntr, 256));
+            return -1;
+        }
+    if (model_classes > 0 && model_classes != k) {
+        nb_error(NB_ERR_FORMAT, "%s: the checkpoint's model has %d classes, the data %d", dir, model_classes, k);
+        return -1;
+    }
+    return k;
+}
+
 nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
 {
     nb_trainer *t = calloc(1, sizeof *t);
@@ -203,11 +256,9 @@ nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
     t->test = nb_dataset_view(&t->test_all, 0, c->test_size && c->test_size < t->test_all.n ? c->test_size : t->test_all.n);
     c->model.channels = t->train.channels, c->model.height = t->train.rows, c->model.width = t->train.cols;
     if (c->model.kind == NB_CVAE) {
-        if (!t->train.labels) {
-            nb_error(NB_ERR_ARG, "%s: a conditional VAE needs labels", c->data);
-            goto fail;
-        }
-        c->model.nclasses = t->train.nclasses > t->test.nclasses ? t->train.nclasses : t->test.nclasses;
+        const int k = check_labels(&t->train, &t->test, c->data, resume ? c->model.nclasses : 0);
+        if (k < 0) goto fail;
+        c->model.nclasses = k;
     }
     nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
     if (!(t->ps = nb_params_new(NB_F32)) || nb_model_init(&t->model, &c->model, t->ps, &init)) goto fail;
@@ -241,11 +292,23 @@ const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t) { return &t->cfg; }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-/* The non-finite guard's message: the step, and where the NaN was born. */
+/* The non-finite guard's message: the step, and where the NaN was born. A parameter that holds
+ * one is named first (it poisons every op after it); else the first op whose output holds one. */
 static nb_status nonfinite(nb_trainer *t, const char *what)
 {
     char where[300];
-    if (nb_tape_find_nonfinite(t->tp, where, sizeof where) < 0) snprintf(where, sizeof where, "%s", what);
+    snprintf(where, sizeof where, "%s", what);
+    int found = 0;
+    for (int i = 0; i < nb_params_count(t->ps) && !found; i++) {
+        const nb_tensor *p = nb_params_at(t->ps, i);
+        for (int64_t j = 0, n = nb_numel(p); j < n && !found; j++)
+            if (!isfinite(nb_get(p, j))) {
+                snprintf(where, sizeof where, "parameter '%s' holds %g at index %lld", p->name, nb_get(p, j),
+                         (long long)j);
+                found = 1;
+            }
+    }
+    if (!found && nb_tape_find_nonfinite(t->tp, where, sizeof where) < 0) snprintf(where, sizeof where, "%s", what);
     return nb_error(NB_ERR_NAN, "step %lld (epoch %d): non-finite loss: %s; stopped, the last good "
                     "checkpoint is kept", (long long)t->step + 1, t->epoch + 1, where);
 }

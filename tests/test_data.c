@@ -225,6 +225,11 @@ static void test_corrupt(void)
     write_file("tiny-images-idx3-ubyte", (bytes){.p = calloc(1, 2), .n = 2});
     expect_fail("tiny", NB_ERR_FORMAT, "tiny-images-idx3-ubyte", "truncated header: 16 bytes expected, 2 read");
 
+    /* the two leading bytes must be zero even when the type and dims look right */
+    write_file("lead0-images-idx3-ubyte", idx(0x01000803, 3, d3, zeros, 60));
+    expect_fail("lead0", NB_ERR_FORMAT, "lead0-images-idx3-ubyte", "bad magic 0x01000803");
+    write_file("lead1-images-idx3-ubyte", idx(0x00010803, 3, d3, zeros, 60));
+    expect_fail("lead1", NB_ERR_FORMAT, "lead1-images-idx3-ubyte", "bad magic 0x00010803");
     write_file("magic-images-idx3-ubyte", idx(0x12345678, 3, d3, zeros, 60));
     expect_fail("magic", NB_ERR_FORMAT, "magic-images-idx3-ubyte", "bad magic 0x12345678 (expected 0x00000803 for 3 dims)");
 
