@@ -25,8 +25,13 @@ struct nb_params {
 
 nb_params *nb_params_new(nb_dtype dt)
 {
+    if (dt != NB_F32 && dt != NB_F64) {
+        nb_error(NB_ERR_DTYPE, "nb_params_new: unknown dtype %d", (int)dt);
+        return NULL;
+    }
     nb_params *ps = calloc(1, sizeof *ps);
-    if (ps) ps->dtype = dt;
+    if (!ps) nb_error(NB_ERR_NOMEM, "nb_params_new: out of memory");
+    else ps->dtype = dt;
     return ps;
 }
 
@@ -45,13 +50,13 @@ void nb_params_free(nb_params *ps)
     free(ps);
 }
 
-nb_dtype nb_params_dtype(const nb_params *ps) { return ps->dtype; }
-int nb_params_count(const nb_params *ps) { return ps->count; }
-nb_tensor *nb_params_at(nb_params *ps, int i) { return i >= 0 && i < ps->count ? ps->t[i] : NULL; }
+nb_dtype nb_params_dtype(const nb_params *ps) { return ps ? ps->dtype : NB_F32; }
+int nb_params_count(const nb_params *ps) { return ps ? ps->count : 0; }
+nb_tensor *nb_params_at(nb_params *ps, int i) { return ps && i >= 0 && i < ps->count ? ps->t[i] : NULL; }
 
 nb_tensor *nb_params_find(nb_params *ps, const char *name)
 {
-    for (int i = 0; i < ps->count; i++)
+    for (int i = 0; ps && name && i < ps->count; i++)
         if (!strcmp(ps->t[i]->name, name)) return ps->t[i];
     return NULL;
 }
@@ -59,17 +64,23 @@ nb_tensor *nb_params_find(nb_params *ps, const char *name)
 int64_t nb_params_numel(const nb_params *ps)
 {
     int64_t n = 0;
-    for (int i = 0; i < ps->count; i++) n += nb_numel(ps->t[i]);
+    for (int i = 0; ps && i < ps->count; i++) n += nb_numel(ps->t[i]);
     return n;
 }
 
 void nb_params_zero_grad(nb_params *ps)
 {
-    if (ps->grad) memset(ps->grad, 0, (size_t)ps->used * nb_dtype_size(ps->dtype));
+    if (ps && ps->grad) memset(ps->grad, 0, (size_t)ps->used * nb_dtype_size(ps->dtype));
 }
 
 void nb_params_flat(nb_params *ps, void **data, void **grad, int64_t *n)
 {
+    if (!ps) {
+        if (data) *data = NULL;
+        if (grad) *grad = NULL;
+        if (n) *n = 0;
+        return;
+    }
     if (data) *data = ps->data;
     if (grad) *grad = ps->grad;
     if (n) *n = ps->used;
