@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "models/internal.h"
 #include "tensor/error.h"
@@ -242,7 +243,8 @@ char *nb_train_cfg_json(const nb_train_cfg *c)
         char v[600];
         get_value(c, &keys[i], v, sizeof v);
         const key_type t = keys[i].type;
-        if (t == T_INT || t == T_INT64 || t == T_U64 || t == T_DOUBLE)
+        /* JSON numbers are doubles: a 64-bit seed is exact only as a string */
+        if (t == T_INT || t == T_INT64 || t == T_DOUBLE)
             cJSON_AddRawToObject(o, keys[i].key, v); /* exact, and a JSON number */
         else
             cJSON_AddStringToObject(o, keys[i].key, v);
@@ -262,8 +264,13 @@ static nb_status set_from_json(nb_train_cfg *c, const cJSON *o, const char *orig
         char v[600];
         if (cJSON_IsString(it))
             snprintf(v, sizeof v, "%s", it->valuestring);
-        else if (cJSON_IsNumber(it))
+        else if (cJSON_IsNumber(it)) {
+            const key_def *k = find_key(it->string);
+            if (k && (k->type == T_U64 || k->type == T_INT64) && fabs(it->valuedouble) > 9007199254740992.0)
+                return nb_error(NB_ERR_FORMAT, "%s: '%s' = %.17g is not exact as a JSON number; write it as "
+                                "a string", origin, it->string, it->valuedouble);
             snprintf(v, sizeof v, "%.17g", it->valuedouble);
+        }
         else
             return nb_error(NB_ERR_FORMAT, "%s: '%s' must be a string or a number", origin, it->string);
         if (nb_train_set(c, it->string, v)) {
@@ -277,8 +284,18 @@ static nb_status set_from_json(nb_train_cfg *c, const cJSON *o, const char *orig
 
 nb_status nb_train_load_config(nb_train_cfg *c, const char *path)
 {
+    if (!c || !path) return nb_error(NB_ERR_ARG, "nb_train_load_config: NULL argument");
     FILE *f = fopen(path, "rb");
     if (!f) return nb_error(NB_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) { /* a FIFO or a terminal would block */
+        fclose(f);
+        return nb_error(NB_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size >= 1 << 20) {
+        fclose(f);
+        return nb_error(NB_ERR_FORMAT, "%s: %lld bytes; a configuration is at most 1 MB", path, (long long)sb.st_size);
+    }
     char *text = malloc(1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
     fclose(f);

@@ -132,6 +132,14 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
         return nb_error(NB_ERR_ARG, "model: conv channels %d and %d (1 to 1024, 1 to 2048)", c->conv1, c->conv2);
     m->in_dim = (int64_t)c->channels * c->height * c->width;
     const int cond = conditional(m) ? c->nclasses : 0;
+    /* the dense layers dominate the size: refuse what could never be allocated, with the reason */
+    int64_t weights = 0, prev = m->in_dim + cond;
+    for (int i = 0; i < c->nhidden; i++) weights += prev * c->hidden[i], prev = c->hidden[i];
+    weights *= 2; /* the decoder mirrors the encoder */
+    weights += 2 * (prev + cond) * c->latent + (c->nhidden ? (int64_t)c->hidden[0] * m->in_dim : m->in_dim * c->latent);
+    if (weights > ((int64_t)1 << 30))
+        return nb_error(NB_ERR_ARG, "model: about %lld weights (at most 2^30): the images (%lld values) or the "
+                        "hidden layers are too large", (long long)weights, (long long)m->in_dim);
     int body_out;
     nb_status st;
     if (c->arch == NB_ARCH_MLP) {

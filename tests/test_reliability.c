@@ -59,6 +59,18 @@ static void test_numbers(void)
     ok(nb_train_set(&c, "seed", "18446744073709551615") == NB_OK && c.seed == UINT64_MAX &&
            nb_train_set(&c, "seed", "-1") == NB_ERR_ARG,
        "seeds take every 64-bit value and no negative one");
+    /* found by fuzzing: a seed above 2^53 did not survive config.json (JSON numbers are doubles) */
+    nb_train_set(&c, "seed", "11068937977120804084");
+    char *json = nb_train_cfg_json(&c);
+    nb_train_cfg seeded = nb_train_defaults();
+    const char *sp = in_tmp("seed.json");
+    const int loaded = json && write_text(sp, json) && !nb_train_load_config(&seeded, sp);
+    ok(loaded && seeded.seed == 11068937977120804084ull, "a 64-bit seed survives config.json (%llu)",
+       (unsigned long long)seeded.seed);
+    free(json);
+    write_text(sp, "{\"seed\": 11068937977120804084}");
+    ok(nb_train_load_config(&seeded, sp) == NB_ERR_FORMAT && has("not exact"),
+       "a seed beyond 2^53 written as a JSON number is refused, not rounded: %s", nb_last_error());
     const char *path = in_tmp("huge.json");
     write_text(path, "{\"lr\": 1e309}");
     ok(nb_train_load_config(&c, path) == NB_ERR_ARG && has("lr") && has("finite"),
