@@ -31,6 +31,7 @@ names=("$@")
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
 run() {
   local n=$1 work=build-fuzz/work/$1
+  rm -rf "$work/crashes"
   mkdir -p "$work/corpus" "$work/crashes"
   cp -n tests/fuzz/corpus/"$n"/* "$work/corpus/" 2>/dev/null || true
   local quiet=
