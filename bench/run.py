@@ -73,6 +73,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=10, help="epochs of the loss-equivalence row (MLP)")
     ap.add_argument("--timing-epochs", type=int, default=2, help="epochs per timing run (the first is dropped)")
     ap.add_argument("--conv-steps", type=int, default=100, help="steps per conv timing epoch")
+    ap.add_argument("--is-images", type=int, default=1000, help="test images of the importance-sampling rows")
+    ap.add_argument("--is-epochs", type=int, default=3, help="epochs of the checkpoint the IS rows evaluate")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, nabla only: checks the runner works")
     args = ap.parse_args()
@@ -126,6 +128,26 @@ def main():
                 add(("layer", r["layer"], "fwd"), side, r["ms_forward"])
                 add(("layer", r["layer"], "bwd"), side, r["ms_backward"])
 
+    # importance sampling: the same IS estimate from the same weights (a nabla checkpoint of the
+    # MLP VAE, which torch_is.py reads), at k = 100 and 1000, interleaved
+    ckpt_dir = os.path.join(args.build, "bench-is")
+    subprocess.run([os.path.join(args.build, "apps", "nabla"), "train", "--epochs", str(args.is_epochs),
+                    "--out", ckpt_dir, "--threads", "2"], check=True, capture_output=True, env=env)
+    ckpt = os.path.join(ckpt_dir, "checkpoint.safetensors")
+    for rep in range(args.reps):
+        for threads in (1, 2):
+            for k in (100, 1000):
+                common = [ckpt, "--k", str(k), "--images", str(args.is_images), "--threads", str(threads)]
+                sides = [("nabla", [os.path.join(args.build, "bench", "bench_is")] + common),
+                         ("torch", ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_is.py")] + common)]
+                for side, cmd in (sides if rep % 2 == 0 else sides[::-1]):
+                    r = run_json(cmd, env)[0][0]
+                    add(("is", threads, k, "s"), side, r["seconds"])
+                    add(("is", threads, k, "ll"), side, r["ll"])
+                    add(("is", threads, k, "se"), side, r["se"])
+                fl = run_json([os.path.join(args.build, "bench", "bench_is"), "--floor"] + common[1:], env)[0][0]
+                add(("is", threads, k, "floor"), "nabla", fl["gemm_floor_s"])
+
     # the loss-equivalence row: the full MLP recipe for --epochs, once each, same seed
     curves = {}
     for side, cmd in (("nabla", nabla_cmd(args.build, "mlp", args.epochs, 2, [])),
@@ -173,6 +195,24 @@ def main():
     if s1 and s2:
         w(f"| MLP VAE step, 1 thread / 2 threads | 1→2 | {med(s1['nabla']) / med(s2['nabla']):.2f}x | "
           f"{med(s1['torch']) / med(s2['torch']):.2f}x | |")
+    if any(k[0] == "is" for k in results):
+        w("")
+        w(f"Importance-sampled log p(x) of the first {args.is_images} test images (`nabla evaluate`'s "
+          f"estimator), the same weights on both sides (a {args.is_epochs}-epoch checkpoint); the floor is the "
+          f"decoder's and encoder's GEMMs alone on dnnl_sgemm:")
+        w("")
+        w("| k | threads | nabla | PyTorch | nabla / PyTorch | GEMM floor | nabla / floor | estimate, nabla | estimate, PyTorch |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for threads in (1, 2):
+            for k in (100, 1000):
+                t, fl = results.get(("is", threads, k, "s")), results.get(("is", threads, k, "floor"))
+                ll, se = results.get(("is", threads, k, "ll")), results.get(("is", threads, k, "se"))
+                if not t:
+                    continue
+                n, p = med(t["nabla"]), med(t["torch"])
+                w(f"| {k} | {threads} | {n:.2f} s | {p:.2f} s | {n / p:.2f} | {med(fl['nabla']):.2f} s | "
+                  f"{n / med(fl['nabla']):.2f} | {med(ll['nabla']):.2f} ± {med(se['nabla']):.2f} | "
+                  f"{med(ll['torch']):.2f} ± {med(se['torch']):.2f} |")
     w("")
     w("Single layers at the VAE's shapes (batch 128, 2 threads), median milliseconds:")
     w("")
