@@ -14,6 +14,7 @@ pkgs=(
   libopenblas0-openmp                        # a fast BLAS behind them (the PCA of 60000 images)
   libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG
   dataset-fashion-mnist                      # the default data set
+  doxygen                                    # the API reference (ninja -C build docs)
 )
 
 missing=()

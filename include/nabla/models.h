@@ -1,12 +1,16 @@
-/* nabla/models.h — the autoencoder zoo: AE, denoising AE, VAE, conditional VAE, as MLP or conv
+/** @file
+ * nabla/models.h — the autoencoder zoo: AE, denoising AE, VAE, conditional VAE, as MLP or conv
  * nets, on one small API, plus the training loop every app shares.
  *
- *   nb_model m;  nb_model_init(&m, &cfg, ps, &rng);
- *   nb_model_loss(tp, &m, &batch, &opts, &terms);    // terms.loss is what backward starts from
- *   nb_model_encode / nb_model_decode / nb_model_sample   // the building blocks
+ *     nb_model m;  nb_model_init(&m, &cfg, ps, &rng);
+ *     nb_model_loss(tp, &m, &batch, &opts, &terms);    // terms.loss is what backward starts from
+ *     nb_model_encode / nb_model_decode / nb_model_sample   // the building blocks
  *
  * Losses follow one convention (docs/loss-units.md): sum over pixels and latent dims, mean over
  * the batch, in nats per image, as pytorch/examples reports them.
+ *
+ * A model's parameters live in the nb_params store it was built in; the tensors the functions
+ * on a tape return live in that tape's arena. Failures are reported as in nabla/nn.h.
  */
 #ifndef NB_MODELS_H
 #define NB_MODELS_H
@@ -19,257 +23,388 @@
 extern "C" {
 #endif
 
-typedef enum nb_model_kind { NB_AE, NB_DAE, NB_VAE, NB_CVAE } nb_model_kind;
-typedef enum nb_arch { NB_ARCH_MLP, NB_ARCH_CONV } nb_arch;
-typedef enum nb_act { NB_ACT_RELU, NB_ACT_TANH, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_GELU } nb_act;
+/** Which autoencoder. */
+typedef enum nb_model_kind {
+    NB_AE,  /**< autoencoder */
+    NB_DAE, /**< denoising autoencoder: trained on corrupted inputs */
+    NB_VAE, /**< variational autoencoder */
+    NB_CVAE /**< conditional VAE: encoder and decoder also see the one-hot label */
+} nb_model_kind;
+/** The networks' architecture. */
+typedef enum nb_arch {
+    NB_ARCH_MLP, /**< Linear layers */
+    NB_ARCH_CONV /**< two stride-2 convolutions each way */
+} nb_arch;
+/** The activation between layers. */
+typedef enum nb_act {
+    NB_ACT_RELU,       /**< nb_relu */
+    NB_ACT_TANH,       /**< nb_tanh */
+    NB_ACT_LEAKY_RELU, /**< nb_leaky_relu, slope 0.01 */
+    NB_ACT_ELU,        /**< nb_elu, alpha 1 */
+    NB_ACT_GELU        /**< nb_gelu */
+} nb_act;
 
-/* p(x|z): Bernoulli (BCE with logits); Gaussian with a fixed σ; Gaussian with a learned
+/** p(x|z): Bernoulli (BCE with logits); Gaussian with a fixed σ; Gaussian with a learned
  * log-variance, one shared scalar or one per pixel. For an AE the Bernoulli decoder trains with
  * BCE and the Gaussian ones with the squared error. Gaussian means are sigmoid(out). */
 typedef enum nb_decoder {
-    NB_DEC_BERNOULLI,
-    NB_DEC_GAUSSIAN,
-    NB_DEC_GAUSSIAN_SHARED,
-    NB_DEC_GAUSSIAN_PIXEL,
+    NB_DEC_BERNOULLI,       /**< Bernoulli, BCE with logits */
+    NB_DEC_GAUSSIAN,        /**< Gaussian with the fixed σ of nb_model_cfg::sigma */
+    NB_DEC_GAUSSIAN_SHARED, /**< Gaussian with one learned log-variance */
+    NB_DEC_GAUSSIAN_PIXEL,  /**< Gaussian with a learned log-variance per pixel */
 } nb_decoder;
 
-enum { NB_MAX_HIDDEN = 4 };
+/** Limits of a model. */
+enum {
+    NB_MAX_HIDDEN = 4 /**< MLP hidden layers */
+};
 
+/** What to build; start from nb_model_defaults. */
 typedef struct nb_model_cfg {
-    nb_model_kind kind;
-    nb_arch arch;
-    int channels, height, width; /* from the data */
-    int nclasses;                /* CVAE: the one-hot width */
-    int latent;
-    int nhidden, hidden[NB_MAX_HIDDEN]; /* MLP hidden sizes, encoder order; the decoder mirrors */
-    int conv1, conv2;            /* conv channels (k4 s2 p1 each) */
-    nb_act act;
-    nb_decoder decoder;
-    double sigma;                /* NB_DEC_GAUSSIAN: the fixed standard deviation */
-    double logvar_min, logvar_max; /* learned log-variance clamp; off when min >= max */
-    double init_std;             /* > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
+    nb_model_kind kind;          /**< which autoencoder */
+    nb_arch arch;                /**< MLP or conv */
+    /** @{ */
+    int channels, height, width; /**< from the data */
+    /** @} */
+    int nclasses;                /**< CVAE: the one-hot width */
+    int latent;                  /**< latent dims */
+    /** @{ */
+    int nhidden, hidden[NB_MAX_HIDDEN]; /**< MLP hidden sizes, encoder order; the decoder mirrors */
+    /** @} */
+    /** @{ */
+    int conv1, conv2;            /**< conv channels (k4 s2 p1 each) */
+    /** @} */
+    nb_act act;                  /**< the activation */
+    nb_decoder decoder;          /**< p(x|z) */
+    double sigma;                /**< NB_DEC_GAUSSIAN: the fixed standard deviation */
+    /** @{ */
+    double logvar_min, logvar_max; /**< learned log-variance clamp; off when min >= max */
+    /** @} */
+    double init_std;             /**< > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
 } nb_model_cfg;
 
-/* The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
+/** The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
 NB_API nb_model_cfg nb_model_defaults(void);
 
-/* A stack of Linear layers with an activation between them, and after the last one too when
+/** A stack of Linear layers with an activation between them, and after the last one too when
  * act_last (an encoder body that heads follow). */
 typedef struct nb_mlp {
-    nb_linear_layer layer[NB_MAX_HIDDEN + 1];
-    int n, act_last;
-    nb_act act;
+    nb_linear_layer layer[NB_MAX_HIDDEN + 1]; /**< the first n are used */
+    /** @{ */
+    int n, act_last;                          /**< layers; 1: an activation after the last too */
+    /** @} */
+    nb_act act;                               /**< the activation */
 } nb_mlp;
 
-/* sizes[0] → sizes[1] → ... → sizes[n]; parameters "<name>.<i>.weight", "<name>.<i>.bias". */
+/** sizes[0] → sizes[1] → ... → sizes[n]; parameters `"<name>.<i>.weight"`, `"<name>.<i>.bias"`.
+ * @return NB_OK, or NB_ERR_ARG (too many layers, a bad size, a name taken, no memory) with
+ *         nb_last_error() naming the layer; the parameters live in ps. */
 NB_API nb_status nb_mlp_init(nb_mlp *m, nb_params *ps, const char *name, int n, const int *sizes,
                              nb_act act, int act_last, nb_rng *rng);
+/** Applies the stack to x.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_mlp_fwd(nb_tape *tp, const nb_mlp *m, nb_tensor *x);
+/** Applies the activation act to x.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_act_fwd(nb_tape *tp, nb_act act, nb_tensor *x);
 
+/** An autoencoder: its configuration and layers, built by nb_model_init. The layers' parameters
+ * belong to ps; the struct itself owns nothing and needs no freeing. */
 typedef struct nb_model {
-    nb_model_cfg cfg;
-    nb_params *ps;
+    nb_model_cfg cfg;             /**< as built (sizes checked) */
+    nb_params *ps;                /**< the store holding every parameter, borrowed */
     /* encoder: body then heads (mu and logvar for VAEs, code for AEs) */
-    nb_mlp enc;                   /* MLP body, or the Linear after the conv body */
-    nb_conv_layer enc_c1, enc_c2; /* conv body */
-    nb_linear_layer head_mu, head_logvar;
+    nb_mlp enc;                   /**< MLP body, or the Linear after the conv body */
+    /** @{ */
+    nb_conv_layer enc_c1, enc_c2; /**< conv body */
+    /** @} */
+    /** @{ */
+    nb_linear_layer head_mu, head_logvar; /**< heads: mu (or the AE's code) and logvar */
+    /** @} */
     /* decoder */
-    nb_mlp dec;                   /* MLP body (ends in the output layer), or Linear before deconvs */
-    nb_conv_layer dec_c1, dec_c2;
-    nb_tensor *dec_logvar;        /* learned log-variance, or NULL */
-    int64_t in_dim;               /* C·H·W */
-    int h2, w2;                   /* conv: spatial size after the encoder body */
+    nb_mlp dec;                   /**< MLP body (ends in the output layer), or Linear before deconvs */
+    /** @{ */
+    nb_conv_layer dec_c1, dec_c2; /**< conv decoder: the transposed convolutions */
+    /** @} */
+    nb_tensor *dec_logvar;        /**< learned log-variance, or NULL */
+    int64_t in_dim;               /**< C·H·W */
+    /** @{ */
+    int h2, w2;                   /**< conv: spatial size after the encoder body */
+    /** @} */
 } nb_model;
 
-/* Registers and initialises every parameter in ps (PyTorch initialisers). Errors: nb_last_error. */
+/** Registers and initialises every parameter in ps (PyTorch initialisers). Errors: nb_last_error.
+ * @return NB_OK, or NB_ERR_ARG / NB_ERR_SHAPE for a configuration out of range, a name taken
+ *         or no memory; the parameters registered so far stay in ps. */
 NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng);
 
-/* The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv. */
+/** The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv.
+ * Returns the ndim, 2 or 4. */
 NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t shape[NB_MAX_DIMS]);
 
-/* Examples idx[0..n) of ds as the model takes them, on tp: *x in the input shape, *y the one-hot
- * labels for a CVAE (else NULL). bin and rng as for nb_dataset_images. */
+/** Examples idx[0..n) of ds as the model takes them, on tp: *x in the input shape, *y the one-hot
+ * labels for a CVAE (else NULL). bin and rng as for nb_dataset_images.
+ * @return NB_OK with *x and *y arena tensors (until nb_tape_reset); or an error (images of
+ *         another shape, no labels for a CVAE, those of nb_dataset_images, the tape's) with
+ *         nb_last_error() set and *x, *y NULL. */
 NB_API nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds,
                                 const int64_t *idx, int64_t n, nb_binarize bin, nb_rng *rng,
                                 nb_tensor **x, nb_tensor **y);
 
-/* q(z|x): mu and logvar (B, d); for AEs the code in *mu and *logvar = NULL. y is the one-hot
+/** q(z|x): mu and logvar (B, d); for AEs the code in *mu and *logvar = NULL. y is the one-hot
  * label (B, nclasses) for a CVAE, else NULL. x must have the model's input shape
- * (nb_model_input_shape). Returns the tape's status (outputs NULL on failure). */
+ * (nb_model_input_shape). Returns the tape's status (outputs NULL on failure).
+ * @note *mu and *logvar are arena tensors, valid until nb_tape_reset or nb_tape_free. */
 NB_API nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
                                  nb_tensor **mu, nb_tensor **logvar);
-/* The decoder's raw output for codes z (B, d), in the input's shape: logits for Bernoulli,
- * pre-sigmoid means for Gaussian. */
+/** The decoder's raw output for codes z (B, d), in the input's shape: logits for Bernoulli,
+ * pre-sigmoid means for Gaussian.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y);
-/* The expected image under p(x|z): sigmoid of the decoder output. */
+/** The expected image under p(x|z): sigmoid of the decoder output.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out);
-/* -log p(x|z) per example (B) from the decoder output (AE: BCE or squared error). */
+/** -log p(x|z) per example (B) from the decoder output (AE: BCE or squared error).
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x);
 
-/* One minibatch: the model's input (corrupted for a DAE), the target it reconstructs, labels. */
+/** One minibatch: the model's input (corrupted for a DAE), the target it reconstructs, labels. */
 typedef struct nb_batch {
-    nb_tensor *input, *target, *y;
+    /** @{ */
+    nb_tensor *input, *target, *y; /**< input, target, one-hot labels (CVAE, else NULL) */
+    /** @} */
 } nb_batch;
 
+/** How nb_model_loss weighs and samples. */
 typedef struct nb_loss_opts {
-    double beta;        /* KL weight (1: the ELBO) */
-    double free_bits;   /* > 0: each latent dim's batch-mean KL counts as at least this */
-    nb_rng *rng;        /* draws ε for the reparameterisation */
-    nb_tensor *eps;     /* or a fixed ε (B, d), e.g. for gradient checks */
+    double beta;        /**< KL weight (1: the ELBO) */
+    double free_bits;   /**< > 0: each latent dim's batch-mean KL counts as at least this */
+    nb_rng *rng;        /**< draws ε for the reparameterisation */
+    nb_tensor *eps;     /**< or a fixed ε (B, d), e.g.\ for gradient checks */
 } nb_loss_opts;
 
+/** What nb_model_loss computed: arena tensors of the tape it ran on (until nb_tape_reset). */
 typedef struct nb_loss_terms {
-    nb_tensor *loss;            /* scalar: recon + β·KL (with free bits), mean over the batch */
-    nb_tensor *recon, *kl;      /* per example (B): -log p(x|z) and KL(q(z|x) ‖ p(z)), nats */
-    nb_tensor *mu, *logvar, *z; /* the posterior and the sample used */
-    nb_tensor *out;             /* decoder output */
+    nb_tensor *loss;            /**< scalar: recon + β·KL (with free bits), mean over the batch */
+    /** @{ */
+    nb_tensor *recon, *kl;      /**< per example (B): -log p(x|z) and KL(q(z|x) ‖ p(z)), nats */
+    /** @} */
+    /** @{ */
+    nb_tensor *mu, *logvar, *z; /**< the posterior and the sample used */
+    /** @} */
+    nb_tensor *out;             /**< decoder output */
 } nb_loss_terms;
 
-/* The model's training loss on a batch. Returns the tape's status. */
+/** The model's training loss on a batch. Returns the tape's status.
+ * @note The terms in *t are arena tensors, valid until nb_tape_reset or nb_tape_free; after an
+ *       error, those from the failing op on are NULL. */
 NB_API nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b,
                                const nb_loss_opts *o, nb_loss_terms *t);
-/* n images decoded from z ~ N(0, I) (labels y for a CVAE), as expected images. */
+/** n images decoded from z ~ N(0, I) (labels y for a CVAE), as expected images.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_tensor *y,
                                   nb_rng *rng);
+/** 1 for a VAE or CVAE (a posterior with a variance, a KL term), else 0. */
 NB_API int nb_model_is_vae(const nb_model *m);
 
 /* ---- corruptions (denoising) --------------------------------------------------------------- */
 
+/** One corruption of a denoising autoencoder's input. */
 typedef enum nb_corrupt_kind {
-    NB_CORRUPT_GAUSSIAN,   /* x + σ·ε, clipped to [0, 1]; param σ */
-    NB_CORRUPT_DROPOUT,    /* each pixel zeroed with probability p */
-    NB_CORRUPT_BLUR,       /* Gaussian blur of standard deviation σ (pixels) */
-    NB_CORRUPT_BLOCK,      /* one k×k square zeroed at a random place; param k */
-    NB_CORRUPT_SALT_PEPPER,/* each pixel set to 0 or 1 with probability p */
+    NB_CORRUPT_GAUSSIAN,   /**< x + σ·ε, clipped to [0, 1]; param σ */
+    NB_CORRUPT_DROPOUT,    /**< each pixel zeroed with probability p */
+    NB_CORRUPT_BLUR,       /**< Gaussian blur of standard deviation σ (pixels) */
+    NB_CORRUPT_BLOCK,      /**< one k×k square zeroed at a random place; param k */
+    NB_CORRUPT_SALT_PEPPER,/**< each pixel set to 0 or 1 with probability p */
 } nb_corrupt_kind;
 
-enum { NB_MAX_CORRUPT = 8 };
+/** Limits of a corruption. */
+enum {
+    NB_MAX_CORRUPT = 8 /**< corruptions applied in a row */
+};
 
+/** Corruptions applied in order (nb_corruption_parse reads them). */
 typedef struct nb_corruption {
-    int n;
-    nb_corrupt_kind kind[NB_MAX_CORRUPT];
-    double param[NB_MAX_CORRUPT];
+    int n;                                /**< corruptions used; 0: none */
+    nb_corrupt_kind kind[NB_MAX_CORRUPT]; /**< what each does */
+    double param[NB_MAX_CORRUPT];         /**< its σ, p or k */
 } nb_corruption;
 
-/* Parses "gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1" (applied in that order). */
+/** Parses "gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1" (applied in that order).
+ * "", NULL and "none" give no corruption.
+ * @return NB_OK, or NB_ERR_ARG naming the bad item in nb_last_error(). */
 NB_API nb_status nb_corruption_parse(nb_corruption *c, const char *spec);
+/** The spec nb_corruption_parse reads back ("none" for no corruption), into buf of size bytes. */
 NB_API void nb_corruption_str(const nb_corruption *c, char *buf, size_t size);
-/* A corrupted copy of x (B, C·H·W or B, C, H, W; images of channels × height × width), drawn
- * afresh from rng, as a constant on tp. */
+/** A corrupted copy of x (B, C·H·W or B, C, H, W; images of channels × height × width), drawn
+ * afresh from rng, as a constant on tp.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error
+ *         (NB_ERR_SHAPE when x does not hold such images). */
 NB_API nb_tensor *nb_corrupt(nb_tape *tp, const nb_corruption *c, nb_tensor *x, int channels,
                              int height, int width, nb_rng *rng);
 
 /* ---- evaluation ---------------------------------------------------------------------------- */
 
+/** A model's scores on a data set, from nb_model_evaluate. */
 typedef struct nb_eval {
-    int64_t n;            /* images */
-    double elbo_loss;     /* -ELBO (recon + KL), nats per image */
-    double recon, kl;     /* nats per image */
-    double mse;           /* squared error per image of the mean reconstruction */
-    double bits_per_dim;  /* -ELBO / (D ln 2) */
-    int active_units;     /* dims with Cov_x(E[z_d | x]) > 0.01 */
-    int latent;
-    double kl_dim[256];   /* mean KL per latent dim (first 256) */
+    int64_t n;            /**< images */
+    double elbo_loss;     /**< -ELBO (recon + KL), nats per image */
+    /** @{ */
+    double recon, kl;     /**< nats per image */
+    /** @} */
+    double mse;           /**< squared error per image of the mean reconstruction */
+    double bits_per_dim;  /**< -ELBO / (D ln 2) */
+    int active_units;     /**< dims with Cov_x(E[z_d | x]) > 0.01 */
+    int latent;           /**< latent dims */
+    double kl_dim[256];   /**< mean KL per latent dim (first 256) */
 } nb_eval;
 
-/* Evaluates on every image of ds (no binarisation unless bin says). A model trained to denoise
+/** Evaluates on every image of ds (no binarisation unless bin says). A model trained to denoise
  * is judged as it was trained: on inputs corrupted by `corrupt` (drawn from seed), against the
- * clean images; NULL or no corruption feeds the clean images. */
+ * clean images; NULL or no corruption feeds the clean images.
+ * @return NB_OK with *e filled, or an error (no memory, a failing op) with nb_last_error(). */
 NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch,
                                    nb_binarize bin, const nb_corruption *corrupt, uint64_t seed,
                                    nb_eval *e);
-/* Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
- * standard error over images, in nats; logsumexp in f64. VAEs only. */
+/** Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
+ * standard error over images, in nats; logsumexp in f64. VAEs only.
+ * @return NB_OK, or NB_ERR_ARG (not a VAE, k < 1), NB_ERR_NOMEM, a failing op, with
+ *         nb_last_error() set. */
 NB_API nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count,
                                          int k, nb_binarize bin, uint64_t seed, double *mean,
                                          double *stderr_);
 
 /* ---- training ------------------------------------------------------------------------------ */
 
-/* Everything a run is made of. The apps resolve flags, presets and --config files into one of
- * these; it is written to <out>/config.json and into every checkpoint. */
+/** Everything a run is made of. The apps resolve flags, presets and `--config` files into one of
+ * these; it is written to `<out>/config.json` and into every checkpoint. */
 typedef struct nb_train_cfg {
-    nb_model_cfg model;
-    nb_optim_cfg optim;
-    nb_lr_schedule schedule;
-    char data[512], out[512];
-    nb_binarize binarize;
-    int64_t train_size, test_size; /* 0: all */
-    int64_t batch, eval_batch;
-    int epochs, threads;
-    uint64_t seed;
-    double beta, free_bits;
-    int kl_warmup;                 /* epochs of linear warm-up of beta, per step */
-    nb_corruption corrupt;         /* the input is corrupted, the target clean (a DAE must) */
-    int progress;                  /* for the apps' step lines: -1 auto (a terminal), 0 off, 1 on */
-    char preset[64];
+    nb_model_cfg model;            /**< the model */
+    nb_optim_cfg optim;            /**< the optimizer */
+    nb_lr_schedule schedule;       /**< the learning rate per epoch */
+    /** @{ */
+    char data[512], out[512];      /**< the data directory; the output directory */
+    /** @} */
+    nb_binarize binarize;          /**< how pixels become values */
+    /** @{ */
+    int64_t train_size, test_size; /**< 0: all */
+    /** @} */
+    /** @{ */
+    int64_t batch, eval_batch;     /**< training and evaluation batch sizes */
+    /** @} */
+    /** @{ */
+    int epochs, threads;           /**< epochs to run; threads (0: the default) */
+    /** @} */
+    uint64_t seed;                 /**< every random draw of the run derives from it */
+    /** @{ */
+    double beta, free_bits;        /**< as in nb_loss_opts */
+    /** @} */
+    int kl_warmup;                 /**< epochs of linear warm-up of beta, per step */
+    nb_corruption corrupt;         /**< the input is corrupted, the target clean (a DAE must) */
+    int progress;                  /**< for the apps' step lines: -1 auto (a terminal), 0 off, 1 on */
+    char preset[64];               /**< the preset it started from */
 } nb_train_cfg;
 
-/* The pytorch/examples set-up on Fashion-MNIST. */
+/** The pytorch/examples set-up on Fashion-MNIST. */
 NB_API nb_train_cfg nb_train_defaults(void);
-/* Applies a preset: "pytorch-examples", "aevb", "conv", "dae", "cvae". */
+/** Applies a preset: "pytorch-examples", "aevb", "conv", "dae", "cvae".
+ * @return NB_OK, or NB_ERR_ARG for an unknown name (nb_last_error lists the presets). */
 NB_API nb_status nb_train_preset(nb_train_cfg *c, const char *name);
-/* Sets one key as the command line and config files spell it ("latent", "hidden" = "392,196",
- * "optimizer", "lr", "kl-warmup", ...); a bad key or value is an error naming both. */
+/** Sets one key as the command line and config files spell it ("latent", "hidden" = "392,196",
+ * "optimizer", "lr", "kl-warmup", ...); a bad key or value is an error naming both.
+ * @return NB_OK, or NB_ERR_ARG with the message in nb_last_error(). */
 NB_API nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value);
-/* Reads a JSON object of keys (as nb_train_set takes them) to values (strings or numbers). */
+/** Reads a JSON object of keys (as nb_train_set takes them) to values (strings or numbers).
+ * @return NB_OK, or NB_ERR_IO, NB_ERR_FORMAT, NB_ERR_ARG, NB_ERR_NOMEM with nb_last_error()
+ *         naming the file (and the key); keys before the bad one are applied. */
 NB_API nb_status nb_train_load_config(nb_train_cfg *c, const char *path);
-/* The resolved configuration as a JSON object (malloc'd; free it). */
+/** The resolved configuration as a JSON object (malloc'd; free it).
+ * @return a string the caller frees with free(), or NULL when out of memory. */
 NB_API char *nb_train_cfg_json(const nb_train_cfg *c);
-/* Every key nb_train_set accepts, with a one-line description each, for --help. */
+/** Every key nb_train_set accepts, with a one-line description each, for `--help`. */
 NB_API void nb_train_keys_help(FILE *f);
 
-/* What a run reports after each epoch. */
+/** What a run reports after each epoch. */
 typedef struct nb_epoch_log {
-    int epoch;                 /* 1-based, completed */
-    int64_t step;              /* optimizer steps so far */
-    double beta, lr;
-    double train_loss, train_recon, train_kl; /* means over the epoch, nats per image */
-    nb_eval test;
-    double seconds, images_per_s;
+    int epoch;                 /**< 1-based, completed */
+    int64_t step;              /**< optimizer steps so far */
+    /** @{ */
+    double beta, lr;           /**< the KL weight of the epoch's last step, the learning rate */
+    /** @} */
+    /** @{ */
+    double train_loss, train_recon, train_kl; /**< means over the epoch, nats per image */
+    /** @} */
+    nb_eval test;              /**< the evaluation on the test set */
+    /** @{ */
+    double seconds, images_per_s; /**< the epoch's time and speed */
+    /** @} */
 } nb_epoch_log;
 
-/* What a run reports after each optimizer step. */
+/** What a run reports after each optimizer step. */
 typedef struct nb_step_log {
-    int epoch, epochs;         /* the epoch under way (1-based) and the run's last */
-    int64_t batch, batches;    /* batches of this epoch done, and in all */
-    int64_t step;              /* optimizer steps so far */
-    double loss;               /* this step's loss */
-    double mean_loss;          /* the epoch's mean so far, nats per image */
-    double images_per_s, eta_s; /* the epoch's speed, and the time left in it */
+    /** @{ */
+    int epoch, epochs;         /**< the epoch under way (1-based) and the run's last */
+    /** @} */
+    /** @{ */
+    int64_t batch, batches;    /**< batches of this epoch done, and in all */
+    /** @} */
+    int64_t step;              /**< optimizer steps so far */
+    double loss;               /**< this step's loss */
+    double mean_loss;          /**< the epoch's mean so far, nats per image */
+    /** @{ */
+    double images_per_s, eta_s; /**< the epoch's speed, and the time left in it */
+    /** @} */
 } nb_step_log;
 
-/* Where a run's progress goes: the library never prints. Every member may be NULL. */
+/** Where a run's progress goes: the library never prints. Every member may be NULL. The logs
+ * are valid during the call only. */
 typedef struct nb_train_hooks {
-    void (*on_step)(const nb_step_log *, void *ctx);   /* after every step */
-    void (*on_epoch)(const nb_epoch_log *, void *ctx); /* after each epoch's checkpoint */
-    void *ctx;
+    void (*on_step)(const nb_step_log *, void *ctx);   /**< after every step */
+    void (*on_epoch)(const nb_epoch_log *, void *ctx); /**< after each epoch's checkpoint */
+    void *ctx;                                         /**< passed to both */
 } nb_train_hooks;
 
+/** A training run: its data, model, optimizer and tape. Opaque; made by nb_trainer_new,
+ * released by nb_trainer_free. */
 typedef struct nb_trainer nb_trainer;
 
-/* Loads the data, builds the model and optimizer, resumes from <path> when resume is set.
- * Returns NULL with nb_last_error() set on failure. */
+/** Loads the data, builds the model and optimizer, resumes from `<path>` when resume is set.
+ * Returns NULL with nb_last_error() set on failure.
+ * @note The caller owns the trainer: release it with nb_trainer_free. It writes
+ *       `<out>/config.json` at once. */
 NB_API nb_trainer *nb_trainer_new(const nb_train_cfg *cfg, const char *resume);
+/** Frees the trainer and everything it holds (data, parameters, optimizer, tape); NULL is
+ * ignored. */
 NB_API void nb_trainer_free(nb_trainer *t);
-/* Trains the remaining epochs, writing <out>/metrics.csv and an atomic checkpoint after every
+/** Trains the remaining epochs, writing `<out>/metrics.csv` and an atomic checkpoint after every
  * epoch, and reporting progress through hooks (may be NULL). Stops with NB_ERR_NAN and a
  * message naming the step and the op or parameter when a loss or gradient turns non-finite; the
- * last good checkpoint stays. */
+ * last good checkpoint stays.
+ * @return NB_OK, or the first error (NB_ERR_NAN, NB_ERR_IO, ...) with nb_last_error() set. */
 NB_API nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks);
+/** The trainer's model.
+ * @return owned by the trainer, valid until nb_trainer_free. */
 NB_API const nb_model *nb_trainer_model(const nb_trainer *t);
+/** The training (test = 0) or test (test = 1) data, after train_size or test_size.
+ * @return owned by the trainer, valid until nb_trainer_free. */
 NB_API const nb_dataset *nb_trainer_data(const nb_trainer *t, int test);
+/** The configuration as resolved (a resumed run's is the checkpoint's).
+ * @return owned by the trainer, valid until nb_trainer_free. */
 NB_API const nb_train_cfg *nb_trainer_cfg(const nb_trainer *t);
 
-/* Checkpoints: parameters, optimizer state, epoch, step and the configuration in one
+/** Checkpoints: parameters, optimizer state, epoch, step and the configuration in one
  * safetensors file. Every random draw of a run is keyed by (seed, step), so these are its
- * whole state: a resumed run continues bit for bit. */
+ * whole state: a resumed run continues bit for bit. o may be NULL.
+ * @return NB_OK, or an error of nb_st_save (the old file untouched) with nb_last_error(). */
 NB_API nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o,
                                     const nb_train_cfg *cfg, int epoch, int64_t step);
-/* Loads a checkpoint's configuration and progress (for apps that rebuild the model from it). */
+/** Loads a checkpoint's configuration and progress (for apps that rebuild the model from it).
+ * @return NB_OK, or NB_ERR_IO / NB_ERR_FORMAT (not a nabla checkpoint, no configuration) and
+ *         the errors of nb_train_set, with nb_last_error() naming the file. */
 NB_API nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step);
-/* Loads parameters (and the optimizer state when o is not NULL). */
+/** Loads parameters (and the optimizer state when o is not NULL).
+ * @return NB_OK, or the errors of nb_params_load_from, or NB_ERR_IO / NB_ERR_FORMAT (not a
+ *         checkpoint, optimizer state missing or of another shape), with nb_last_error(). */
 NB_API nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o);
 
 #ifdef __cplusplus

@@ -1,4 +1,7 @@
-/* nabla.h — the public umbrella header.
+/** @file
+ * nabla.h — the public umbrella header: includes all the others (see the main page).
+ */
+/** @mainpage nabla
  *
  * nabla is a tensor and reverse-mode autodiff library in C17 with a zoo of autoencoders.
  *
@@ -33,6 +36,14 @@
  *
  * docs/ teaches the autoencoders and how to write a new model; docs/architecture.md explains how
  * an op is added.
+ *
+ * Ownership in short: what a `*_new` call or nb_st_open returns, and what nb_dataset_load and
+ * nb_batcher_init fill in, is yours, released by the matching `*_free` or nb_st_close; the
+ * malloc'd results of nb_train_cfg_json and nb_idx_read are released with free(). Every other
+ * pointer a call returns points into an object you already own (a tape's arena, a parameter
+ * store, an optimizer, an open file, a trainer) and lives until that object is reset or freed.
+ * A failing call returns NULL or a non-zero nb_status, with the message in nb_last_error() (and,
+ * for an op, in its tape's sticky nb_tape_error()). Each function's page says which.
  */
 #ifndef NABLA_H
 #define NABLA_H
