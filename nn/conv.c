@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
 #include "nn/conv_ref.h"
+#include "nn/dnnl_mm.h"
 #include "nn/internal.h"
 #include "tensor/error.h"
 
@@ -53,25 +53,9 @@ typedef struct conv_aux {
 
 /* ---- oneDNN: engine, arguments, primitives ------------------------------------------------- */
 
+/* the engine and stream nn's oneDNN ops share (nn/dnnl_mm.c), set by prims_for */
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
-static dnnl_status_t engine_status = dnnl_runtime_error;
-static once_flag engine_once = ONCE_FLAG_INIT;
-
-static void engine_destroy(void)
-{
-    dnnl_stream_destroy(stream);
-    dnnl_engine_destroy(engine);
-}
-
-static void engine_create(void)
-{
-    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
-    if (engine_status == dnnl_success) {
-        engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
-        if (engine_status == dnnl_success) atexit(engine_destroy);
-    }
-}
 
 /* One argument of a primitive, in the caller's layout (user) and the primitive's (prim). The
  * prim buffer comes from the tape's arena at each call: it lives for the step (the backward may
@@ -359,9 +343,9 @@ static nb_status dnn_fail(nb_tape *tp, const nb_node *n, const char *what, dnnl_
 
 static conv_prims *prims_for(nb_tape *tp, nb_node *n)
 {
-    call_once(&engine_once, engine_create);
-    if (engine_status != dnnl_success) {
-        dnn_fail(tp, n, "engine creation", engine_status);
+    const dnnl_status_t es = nb__dnnl(&engine, &stream);
+    if (es != dnnl_success) {
+        dnn_fail(tp, n, "engine creation", es);
         return NULL;
     }
     conv_shape s = shape_of(n);
