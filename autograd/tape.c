@@ -316,6 +316,20 @@ int nb_tape_set_grad(nb_tape *tp, int on)
     return old;
 }
 
+nb_status nb_tape_set_precision(nb_tape *tp, nb_precision p)
+{
+    if (!tp) return nb_error(NB_ERR_ARG, "nb_tape_set_precision: the tape is NULL");
+    if (p != NB_PREC_F32 && p != NB_PREC_BF16)
+        return nb_error(NB_ERR_ARG, "nb_tape_set_precision: unknown precision %d", (int)p);
+    if (p == NB_PREC_BF16 && !nb_cpu_bf16())
+        return nb_error(NB_ERR_BACKEND, "bf16 precision: this CPU has no bf16 arithmetic (AVX512-BF16 or "
+                        "AMX-BF16; oneDNN sees %s); use f32", getenv("ONEDNN_MAX_CPU_ISA") ? "a capped ISA" : "none");
+    tp->precision = p;
+    return NB_OK;
+}
+
+nb_precision nb_tape_precision(const nb_tape *tp) { return tp ? tp->precision : NB_PREC_F32; }
+
 nb_status nb_tape_status(const nb_tape *tp) { return tp ? tp->status : NB_ERR_ARG; }
 const char *nb_tape_error(const nb_tape *tp) { return tp ? tp->msg : "the tape is NULL"; }
 int nb_tape_size(const nb_tape *tp) { return tp ? tp->n_nodes : 0; }

@@ -40,6 +40,7 @@ struct nb_tape {
     nb_node *nodes;
     int n_nodes, cap_nodes;
     int grad_on;
+    nb_precision precision;
     int backward_done;
     nb_status status;
     char msg[512];

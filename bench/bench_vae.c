@@ -52,7 +52,7 @@ static double gemm_floor(int B, int reps)
 int main(int argc, char **argv)
 {
     nb_train_cfg cfg = nb_train_defaults();
-    int epochs = 10, steps_cap = 0, eval = 1, floor_only = 0;
+    int epochs = 10, steps_cap = 0, eval = 1, floor_only = 0, precision = 0;
     const char *arch = "mlp";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--arch") && i + 1 < argc) arch = argv[++i];
@@ -63,10 +63,17 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--train-size") && i + 1 < argc) cfg.train_size = atol(argv[++i]);
         else if (!strcmp(argv[i], "--no-eval")) eval = 0;
         else if (!strcmp(argv[i], "--gemm-floor")) floor_only = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = nb_train_set(&cfg, "precision", argv[++i]) ? -1 : 0;
+        else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) precision |= nb_train_set(&cfg, "hidden", argv[++i]) ? -1 : 0;
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) precision |= nb_train_set(&cfg, "batch", argv[++i]) ? -1 : 0;
         else {
             fprintf(stderr, "bench_vae: unknown argument %s\n", argv[i]);
             return 2;
         }
+    }
+    if (precision < 0) {
+        fprintf(stderr, "bench_vae: %s\n", nb_last_error());
+        return 2;
     }
     if (cfg.threads > 0) nb_set_threads(cfg.threads);
     if (floor_only) {
@@ -90,6 +97,10 @@ int main(int argc, char **argv)
     }
     nb_optim *opt = nb_optim_new(ps, cfg.optim);
     nb_tape *tp = nb_tape_new();
+    if (nb_tape_set_precision(tp, cfg.precision)) {
+        fprintf(stderr, "bench_vae: %s\n", nb_last_error());
+        return 1;
+    }
     nb_batcher bt;
     nb_batcher_init(&bt, &train, cfg.batch, 1, cfg.seed);
     int64_t step = 0;

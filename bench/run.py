@@ -128,6 +128,22 @@ def main():
                 add(("layer", r["layer"], "fwd"), side, r["ms_forward"])
                 add(("layer", r["layer"], "bwd"), side, r["ms_backward"])
 
+    # bf16 and the large step: the MLP VAE at 784-400-20 (batch 128) and 784-2000-20 (batch 512),
+    # f32 and bf16, 1 thread, against PyTorch in f32 and under torch.autocast(bfloat16)
+    peak = run_json([os.path.join(args.build, "bench", "bench_peak")], env)[0][0]["fma_peak_gflops"]
+    shapes = (("small", 400, 128, 200), ("large", 2000, 512, 40))
+    for rep in range(args.reps):
+        for name, hidden, batch, steps in shapes:
+            for prec in ("f32", "bf16"):
+                extra = ["--no-eval", "--steps", str(steps), "--hidden", str(hidden), "--batch", str(batch),
+                         "--precision", prec]
+                sides = [("nabla", nabla_cmd(args.build, "mlp", 2, 1, extra)),
+                         ("torch", torch_cmd("mlp", 2, 1, extra))]
+                for side, cmd in (sides if rep % 2 == 0 else sides[::-1]):
+                    rows, _ = run_json(cmd, env)
+                    ep = [r for r in rows if "epoch" in r][-1]
+                    add(("prec", name, prec), side, 1e3 * ep["seconds"] / ep["steps"])
+
     # importance sampling: the same IS estimate from the same weights (a nabla checkpoint of the
     # MLP VAE, which torch_is.py reads), at k = 100 and 1000, interleaved
     ckpt_dir = os.path.join(args.build, "bench-is")
@@ -195,6 +211,25 @@ def main():
     if s1 and s2:
         w(f"| MLP VAE step, 1 thread / 2 threads | 1→2 | {med(s1['nabla']) / med(s2['nabla']):.2f}x | "
           f"{med(s1['torch']) / med(s2['torch']):.2f}x | |")
+    if any(k[0] == "prec" for k in results):
+        w("")
+        w(f"Precision, 1 thread, ms per MLP VAE training step (median). bf16: Linear products on bf16 inputs, "
+          f"f32 accumulation, weights, optimizer and loss; PyTorch: `torch.autocast('cpu', dtype=torch.bfloat16)`. "
+          f"The FMA peak of one core, measured by bench_peak: {peak:.0f} GFLOP/s.")
+        w("")
+        w("| model, batch | nabla f32 | nabla bf16 | bf16 speed-up | PyTorch f32 | PyTorch autocast | nabla/PyTorch f32 | nabla/PyTorch bf16 | nabla f32 GFLOP/s (% of peak) |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for name, hidden, batch, _ in shapes:
+            f, b = results.get(("prec", name, "f32")), results.get(("prec", name, "bf16"))
+            if not f or not b:
+                continue
+            # fwd 2·B·(784·H + H·40 + 20·H + H·784); backward twice that, less the input's gradient
+            fwd = 2 * batch * (784 * hidden + hidden * 40 + 20 * hidden + hidden * 784)
+            flop = 3 * fwd - 2 * batch * 784 * hidden
+            nf, nbf, tf, tb = med(f["nabla"]), med(b["nabla"]), med(f["torch"]), med(b["torch"])
+            rate = flop / (nf * 1e-3) * 1e-9
+            w(f"| 784-{hidden}-20, {batch} | {nf:.2f} | {nbf:.2f} | {nf / nbf:.2f}x | {tf:.2f} | {tb:.2f} | "
+              f"{nf / tf:.2f} | {nbf / tb:.2f} | {rate:.0f} ({100 * rate / peak:.0f}%) |")
     if any(k[0] == "is" for k in results):
         w("")
         w(f"Importance-sampled log p(x) of the first {args.is_images} test images (`nabla evaluate`'s "

@@ -113,6 +113,9 @@ def main():
     ap.add_argument("--train-size", type=int, default=0)
     ap.add_argument("--steps", type=int, default=0, help="stop each epoch after this many steps (timing runs)")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--hidden", type=int, default=400)
+    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                    help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around the forward")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -121,7 +124,7 @@ def main():
     test = load(args.data, "t10k").float().div_(255).view(-1, 784)
     if args.train_size:
         train = train[: args.train_size]
-    model = MLPVAE() if args.arch == "mlp" else ConvVAE()
+    model = MLPVAE(hidden=args.hidden) if args.arch == "mlp" else ConvVAE()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     blas = blas_in_use()
     if blas == "reference":
@@ -138,7 +141,8 @@ def main():
         for i in range(0, train.shape[0], args.batch):
             x = train[perm[i:i + args.batch]]
             a = time.perf_counter()
-            bce, kld = loss_terms(model, x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                bce, kld = loss_terms(model, x)
             loss = (bce + kld) / x.shape[0]
             b = time.perf_counter()
             opt.zero_grad(set_to_none=True)

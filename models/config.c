@@ -44,6 +44,7 @@ static const char *const act_names[] = {"relu", "tanh", "leaky-relu", "elu", "ge
 static const char *const decoder_names[] = {"bernoulli", "gaussian", "gaussian-shared", "gaussian-pixel", NULL};
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "adagrad", NULL};
 static const char *const bin_names[] = {"none", "threshold", "dynamic", NULL};
+static const char *const precision_names[] = {"f32", "bf16", NULL};
 
 #define OFF(f) offsetof(nb_train_cfg, f)
 static const key_def keys[] = {
@@ -76,6 +77,8 @@ static const key_def keys[] = {
     {"data", T_STRING, OFF(data), NULL, "directory of MNIST-style IDX files", 0, 0},
     {"out", T_STRING, OFF(out), NULL, "output directory", 0, 0},
     {"binarize", T_ENUM, OFF(binarize), bin_names, "none | threshold | dynamic", 0, 0},
+    {"precision", T_ENUM, OFF(precision), precision_names,
+     "f32 | bf16: Linear and conv products on bf16 inputs (AVX512-BF16 or AMX), f32 weights and loss", 0, 0},
     {"train-size", T_INT64, OFF(train_size), NULL, "use the first N training images (0: all)", 0, 1e12},
     {"test-size", T_INT64, OFF(test_size), NULL, "use the first N test images (0: all)", 0, 1e12},
     {"eval-batch", T_INT64, OFF(eval_batch), NULL, "batch size for evaluation", 1, 1e7},

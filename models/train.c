@@ -268,6 +268,7 @@ nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
         nb_error(NB_ERR_NOMEM, "trainer: out of memory");
         goto fail;
     }
+    if (nb_tape_set_precision(t->tp, c->precision)) goto fail;
     if (nb_mkdirs(c->out)) goto fail;
     char path[600];
     snprintf(path, sizeof path, "%s/config.json", c->out);

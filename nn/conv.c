@@ -49,6 +49,7 @@ typedef struct conv_aux {
     uint64_t seq; /* which forward of its primitives this node ran */
     nb_conv_geom g; /* the plain convolution: for a transposed one, from its output to its input */
     struct conv_prims *prims; /* f32 only */
+    int bf16;                 /* the tape's precision when the op was made */
 } conv_aux;
 
 /* ---- oneDNN: engine, arguments, primitives ------------------------------------------------- */
@@ -160,6 +161,7 @@ static void prims_free(void *p)
 /* Shape of one call, as oneDNN sees it: src → dst through weights, transposed or not. */
 typedef struct conv_shape {
     int transposed, has_bias;
+    int bf16; /* the products' inputs (src, weights, diff_dst) in bf16, everything else f32 */
     dnnl_dims_t src, wei, bias, dst, strides, dilates, pad_l, pad_r;
 } conv_shape;
 
@@ -171,6 +173,7 @@ static conv_shape shape_of(const nb_node *n)
     memset(&s, 0, sizeof s); /* the struct is the cache key: no stray padding bytes */
     s.transposed = n->op == &nb__op_conv_transpose2d;
     s.has_bias = n->nin > 2;
+    s.bf16 = aux->bf16;
     for (int d = 0; d < 4; d++) s.src[d] = x->shape[d], s.dst[d] = y->shape[d];
     /* oneDNN weights are (out, in, kh, kw) for both; PyTorch's transposed ones are (in, out) */
     s.wei[0] = s.transposed ? w->shape[1] : w->shape[0];
@@ -190,6 +193,13 @@ static conv_shape shape_of(const nb_node *n)
 static void md(dnnl_memory_desc_t *m, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag)
 {
     dnnl_memory_desc_init_by_tag(m, nd, dims, dnnl_f32, tag);
+}
+
+/* A layout-free descriptor for a primitive: bf16 for the products' inputs under bf16. The
+ * arguments' reorders convert from and to the caller's f32 on the way. */
+static void md_any(dnnl_memory_desc_t *m, const dnnl_dims_t dims, int bf16)
+{
+    dnnl_memory_desc_init_by_tag(m, 4, dims, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
 }
 
 #define Q(pd, what, i) dnnl_primitive_desc_query_md(pd, what, i)
@@ -221,9 +231,9 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
     md(&c->wei_md, 4, s->wei, s->transposed ? dnnl_iohw : dnnl_oihw);
     md(&c->bias_md, 1, s->bias, dnnl_x);
     dnnl_memory_desc_t src_any, wei_any, dst_any;
-    md(&src_any, 4, s->src, dnnl_format_tag_any);
-    md(&wei_any, 4, s->wei, dnnl_format_tag_any);
-    md(&dst_any, 4, s->dst, dnnl_format_tag_any);
+    md_any(&src_any, s->src, s->bf16);
+    md_any(&wei_any, s->wei, s->bf16);
+    md_any(&dst_any, s->dst, 0);
     /* Two candidates for the forward: every layout left to oneDNN, and the output in plain NCHW.
      * The first is usually best, but with few output channels its blocked layout pads them to a
      * full vector (a transposed convolution to 1 channel ran 8x slower than a GEMM-based one). */
@@ -261,23 +271,25 @@ fail:
 static dnnl_status_t prims_backward(conv_prims *c, const conv_shape *s)
 {
     dnnl_status_t st = dnnl_success;
-    dnnl_memory_desc_t src_any, wei_any, dst_any;
-    md(&src_any, 4, s->src, dnnl_format_tag_any);
-    md(&wei_any, 4, s->wei, dnnl_format_tag_any);
-    md(&dst_any, 4, s->dst, dnnl_format_tag_any);
+    /* data: the input's gradient f32 from bf16 weights and output gradient; weights: their
+     * gradient f32 from bf16 input and output gradient */
+    dnnl_memory_desc_t src_in, src_out, wei_in, wei_out, dst_in;
+    md_any(&src_in, s->src, s->bf16), md_any(&src_out, s->src, 0);
+    md_any(&wei_in, s->wei, s->bf16), md_any(&wei_out, s->wei, 0);
+    md_any(&dst_in, s->dst, s->bf16);
     const dnnl_memory_desc_t *bias = s->has_bias ? &c->bias_md : NULL;
     dnnl_convolution_desc_t dd, wd;
     dnnl_primitive_desc_t dpd = NULL, wpd = NULL;
     if (s->transposed) {
         TRY(dnnl_dilated_deconvolution_backward_data_desc_init(&dd, dnnl_deconvolution_direct,
-            &src_any, &wei_any, &dst_any, s->strides, s->dilates, s->pad_l, s->pad_r));
+            &src_out, &wei_in, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
         TRY(dnnl_dilated_deconvolution_backward_weights_desc_init(&wd, dnnl_deconvolution_direct,
-            &src_any, &wei_any, bias, &dst_any, s->strides, s->dilates, s->pad_l, s->pad_r));
+            &src_in, &wei_out, bias, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
     } else {
         TRY(dnnl_dilated_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct,
-            &src_any, &wei_any, &dst_any, s->strides, s->dilates, s->pad_l, s->pad_r));
+            &src_out, &wei_in, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
         TRY(dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
-            &src_any, &wei_any, bias, &dst_any, s->strides, s->dilates, s->pad_l, s->pad_r));
+            &src_in, &wei_out, bias, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
     }
     TRY(dnnl_primitive_desc_create(&dpd, &dd, NULL, engine, c->fwd_pd));
     TRY(dnnl_primitive_create(&c->bwd_data, dpd));
@@ -533,6 +545,7 @@ static nb_tensor *conv_op(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_ten
      * (O channels, out size) back to its input (C channels, H x W) */
     aux->cfg = cfg;
     aux->prims = NULL;
+    aux->bf16 = x->dtype == NB_F32 && nb_tape_precision(tp) == NB_PREC_BF16;
     aux->g = transposed
                  ? (nb_conv_geom){N, O, out[0], out[1], C, w->shape[2], w->shape[3], H, W,
                                   cfg.stride[0], cfg.stride[1], cfg.pad[0], cfg.pad[1],

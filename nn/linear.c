@@ -3,17 +3,41 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nn/dnnl_mm.h"
 #include "nn/internal.h"
 #include "tensor/error.h"
 
+/* bf16 precision: x and w rounded once in the forward, kept for the backward's two products */
+typedef struct lin_bf16 {
+    uint16_t *x, *w;
+} lin_bf16;
+
+static int use_bf16(nb_tape *tp, const nb_tensor *y)
+{
+    return y->dtype == NB_F32 && nb_tape_precision(tp) == NB_PREC_BF16;
+}
+
+static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t)
+{
+    uint16_t *h = nb_op_alloc(tp, (size_t)nb_numel(t) * sizeof *h);
+    if (h) nb__to_bf16(t->data, h, nb_numel(t));
+    return h;
+}
+
 /* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
- * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. */
+ * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. In bf16,
+ * the matmul primitive fuses the bias. */
 static nb_status fwd_linear(nb_tape *tp, nb_node *n)
 {
-    (void)tp;
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     nb_tensor *y = n->out;
     const int64_t M = y->shape[0], O = y->shape[1], I = x->shape[1];
+    if (use_bf16(tp, y)) {
+        lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
+        if (!h || !(h->x = to_bf16(tp, x)) || !(h->w = to_bf16(tp, w))) return nb_tape_status(tp);
+        n->saved = h;
+        return nb__mm(tp, "linear", NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
+    }
     const size_t row = (size_t)O * nb_dtype_size(y->dtype);
     if (b)
         for (int64_t m = 0; m < M; m++) memcpy((char *)y->data + m * (int64_t)row, b->data, row);
@@ -28,8 +52,14 @@ static nb_status bwd_linear(nb_tape *tp, nb_node *n)
     nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
     nb_status st = NB_OK;
-    if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
-    if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
+    if (n->saved) { /* bf16: dY rounded once for both products, accumulated in f32 */
+        const lin_bf16 *h = n->saved;
+        uint16_t *g = to_bf16(tp, gy);
+        if (!g) return nb_tape_status(tp);
+        if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, 1, 0, gx->data);
+        if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, 1, 0, gw->data);
+    } else if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
+    if (!n->saved && gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
     if (st) return nb_tape_fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
     if (gb) {
         nb_tensor row = *gb;

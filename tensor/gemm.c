@@ -44,3 +44,9 @@ nb_status nb_gemm(nb_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, 
                                   B, ldb, (float)beta, C, ldc);
     return st == dnnl_success ? NB_OK : NB_ERR_BACKEND;
 }
+
+int nb_cpu_bf16(void)
+{
+    /* oneDNN's own view of the CPU, so that its ISA cap (ONEDNN_MAX_CPU_ISA) is honoured too */
+    return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16;
+}

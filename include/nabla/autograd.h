@@ -53,6 +53,20 @@ NB_API void nb_tape_reset(nb_tape *tp);
 /** Recording on (1) or off (0, inference: same calls, nothing recorded). Returns the old value
  * (0 for a NULL tape). */
 NB_API int nb_tape_set_grad(nb_tape *tp, int on);
+/** The precision of the matrix products of Linear layers and convolutions on a tape. Tensors,
+ * parameters, optimizer state and losses stay f32 (or f64) whatever it is. */
+typedef enum nb_precision {
+    NB_PREC_F32,  /**< f32 throughout */
+    NB_PREC_BF16, /**< f32 inputs rounded to bf16 for the products, accumulated in f32 */
+} nb_precision;
+/** Sets the precision of the tape's Linear and convolution products (f32 tensors only; f64
+ * ones, the gradient checks', always run in f64).
+ * @return NB_OK; NB_ERR_BACKEND when NB_PREC_BF16 is asked of a CPU without bf16 arithmetic
+ *         (nb_cpu_bf16), NB_ERR_ARG for a NULL tape or an unknown precision; the message is in
+ *         nb_last_error() and the precision is unchanged. */
+NB_API nb_status nb_tape_set_precision(nb_tape *tp, nb_precision p);
+/** The tape's precision (NB_PREC_F32 for a NULL tape). */
+NB_API nb_precision nb_tape_precision(const nb_tape *tp);
 /** The tape's sticky status: NB_OK, or that of the first error since the last reset
  * (NB_ERR_ARG for a NULL tape). */
 NB_API nb_status nb_tape_status(const nb_tape *tp);

@@ -303,6 +303,7 @@ typedef struct nb_train_cfg {
     nb_corruption corrupt;         /**< the input is corrupted, the target clean (a DAE must) */
     int progress;                  /**< for the apps' step lines: -1 auto (a terminal), 0 off, 1 on */
     char preset[64];               /**< the preset it started from */
+    nb_precision precision;        /**< of the Linear and conv products: f32, or bf16 (f32 weights and loss) */
 } nb_train_cfg;
 
 /** The pytorch/examples set-up on Fashion-MNIST. */

@@ -137,6 +137,9 @@ NB_API double nb_ndtri(double p);
 NB_API void nb_set_threads(int n);
 /** The threads the kernels use (OpenMP's maximum). */
 NB_API int nb_get_threads(void);
+/** 1 when this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX-BF16, as oneDNN sees
+ * it: ONEDNN_MAX_CPU_ISA can cap it), else 0. NB_PREC_BF16 needs it. */
+NB_API int nb_cpu_bf16(void);
 
 #ifdef __cplusplus
 }
