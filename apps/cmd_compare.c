@@ -261,8 +261,8 @@ static double complete(const nb_model *vae, const nb_tensor *x, const nb_tensor 
     nb_tape_set_grad(tp, 0);
     nb_tensor *z = nb_randn(tp, r, NB_F32, NB_SHAPE(K, vae->cfg.latent));
     nb_tensor *logits = nb_model_decode(tp, vae, z, NULL);
-    nb_tensor *xi = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, D), (const float *)x->data + i * D);
-    nb_tensor *vi = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, D), (const float *)visible->data + i * D);
+    nb_tensor *xi = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, D), (const float *)x->data + i * D, D);
+    nb_tensor *vi = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, D), (const float *)visible->data + i * D, D);
     /* -BCE = t·l - softplus(l), summed over the visible pixels */
     nb_tensor *ll = nb_sum(tp, nb_mul(tp, nb_sub(tp, nb_mul(tp, logits, xi), nb_softplus(tp, logits)), vi), NB_AXES(1), 0);
     nb_tensor *img = nb_sigmoid(tp, logits);

@@ -53,7 +53,7 @@ static int toy(const nb_train_cfg *cfg, double sigma, int steps)
             curve(nb_rng_uniform1(&r), &x, &y);
             clean[2 * i] = (float)x, clean[2 * i + 1] = (float)y;
         }
-        nb_tensor *target = nb_tensor_from(tp, NB_F32, NB_SHAPE(B, 2), clean);
+        nb_tensor *target = nb_tensor_from(tp, NB_F32, NB_SHAPE(B, 2), clean, B * 2);
         nb_tensor *noisy = nb_add(tp, target, nb_scale(tp, nb_randn(tp, &r, NB_F32, NB_SHAPE(B, 2)), sigma));
         nb_tensor *loss = nb_mse(tp, nb_mlp_fwd(tp, &net, noisy), target, NB_REDUCE_MEAN);
         if (nb_backward(tp, loss) || nb_optim_step(opt)) {

@@ -79,7 +79,7 @@ static nb_tensor *forward(run *R, int grad, nb_tensor **in)
     nb_tape_reset(R->tp);
     nb_tape_set_grad(R->tp, grad);
     for (int i = 0; i < c->nin; i++) {
-        in[i] = nb_tensor_from(R->tp, NB_F64, c->in[i].ndim, c->in[i].shape, R->x[i]);
+        in[i] = nb_tensor_from(R->tp, NB_F64, c->in[i].ndim, c->in[i].shape, R->x[i], numel_of(&c->in[i]));
         if (grad && differentiable(c->in[i].dom)) nb_requires_grad(in[i]);
     }
     return c->build(R->tp, in, c->ctx);
@@ -270,7 +270,7 @@ nb_status nb_gradcheck(const nb_gradcheck_case *c, nb_gradcheck_result *r)
     }
     const nb_gc_input any = {.dom = NB_GC_ANY};
     for (int64_t j = 0; j < R.ny; j++) R.u[j] = draw(&rng, c, &any);
-    nb_tensor *seed = nb_tensor_from(R.tp, NB_F64, y->ndim, y->shape, R.u);
+    nb_tensor *seed = nb_tensor_from(R.tp, NB_F64, y->ndim, y->shape, R.u, R.ny);
     if (nb_backward_from(R.tp, y, seed)) {
         st = refuse(r, nb_tape_status(R.tp), "nb_gradcheck: %s: the backward failed: %s", label,
                     nb_tape_error(R.tp));
@@ -289,7 +289,7 @@ nb_status nb_gradcheck(const nb_gradcheck_case *c, nb_gradcheck_result *r)
             st = refuse(r, NB_ERR_NOMEM, "nb_gradcheck: %s: out of memory", label);
             goto out;
         }
-        if (in[i]->grad) nb_copy_out(in[i]->grad, an[i]);
+        if (in[i]->grad) nb_copy_out(in[i]->grad, an[i], nb_numel(in[i]->grad));
     }
     for (int p = 0; p < np; p++) {
         nb_tensor *t = nb_params_at(c->params, p);
@@ -297,7 +297,7 @@ nb_status nb_gradcheck(const nb_gradcheck_case *c, nb_gradcheck_result *r)
             st = refuse(r, NB_ERR_NOMEM, "nb_gradcheck: %s: out of memory", label);
             goto out;
         }
-        if (t->grad) nb_copy_out(t->grad, anp[p]);
+        if (t->grad) nb_copy_out(t->grad, anp[p], nb_numel(t));
     }
 
     r->ok = 1;

@@ -719,13 +719,18 @@ nb_tensor *nb_zeros(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape)
 nb_tensor *nb_scalar(nb_tape *tp, nb_dtype dt, double v) { return filled(tp, "scalar", dt, 0, NULL, v); }
 
 nb_tensor *nb_tensor_from(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape,
-                          const void *src)
+                          const void *src, int64_t n)
 {
     if (tp && !src) {
         nb_tape_fail(tp, NB_ERR_ARG, "nb_tensor_from: the source is NULL");
         return NULL;
     }
     nb_tensor *t = make(tp, "tensor_from", dt, ndim, shape);
+    if (t && nb_numel(t) != n) {
+        nb_tape_fail(tp, NB_ERR_ARG, "nb_tensor_from: %lld values for shape %s (%lld elements)", (long long)n,
+                     NB_SHP(t), (long long)nb_numel(t));
+        return NULL;
+    }
     if (t) memcpy(t->data, src, (size_t)nb_numel(t) * nb_dtype_size(dt));
     return t;
 }

@@ -145,7 +145,7 @@ nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o)
                     st = nb_error(NB_ERR_FORMAT, "%s: optimizer state '%s' missing or of the wrong shape "
                                   "(was the optimizer changed?)", path, key);
                 else
-                    nb_copy_out(&saved, dst->data);
+                    nb_copy_out(&saved, dst->data, nb_numel(dst));
             }
         if (!st && nb_optim_set_steps(o, meta_int(f, "optim_steps")))
             st = nb_error(NB_ERR_FORMAT, "%s: the optimizer step count is missing or negative", path);

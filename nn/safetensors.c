@@ -606,7 +606,7 @@ static const void *row_major(const nb_tensor *t, void **scratch, size_t *cap)
         if (!p) return NULL;
         *scratch = p, *cap = bytes;
     }
-    nb_copy_out(t, *scratch); /* logical row-major order, strides and broadcasts resolved */
+    nb_copy_out(t, *scratch, nb_numel(t)); /* logical row-major order, strides and broadcasts resolved */
     return *scratch;
 }
 

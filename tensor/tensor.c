@@ -110,16 +110,20 @@ void nb_set(nb_tensor *t, int64_t i, double v)
         ((float *)t->data)[off] = (float)v;
 }
 
-void nb_copy_out(const nb_tensor *t, void *dst)
+nb_status nb_copy_out(const nb_tensor *t, void *dst, int64_t cap)
 {
-    int64_t n = nb_numel(t);
+    if (!t || (!dst && cap)) return nb_error(NB_ERR_ARG, "nb_copy_out: NULL argument");
+    const int64_t n = nb_numel(t);
+    if (cap < n)
+        return nb_error(NB_ERR_ARG, "nb_copy_out: room for %lld values, the tensor has %lld", (long long)cap, (long long)n);
     size_t es = nb_dtype_size(t->dtype);
     if (nb_is_contiguous(t)) {
-        memcpy(dst, t->data, (size_t)n * es);
-        return;
+        if (n) memcpy(dst, t->data, (size_t)n * es);
+        return NB_OK;
     }
     for (int64_t i = 0; i < n; i++)
         memcpy((char *)dst + i * es, (const char *)t->data + offset_of(t, i) * es, es);
+    return NB_OK;
 }
 
 int nb_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int64_t out[NB_MAX_DIMS])

@@ -283,8 +283,8 @@ static void test_optimizers(void)
         cJSON_Delete(o);
         nb_params *ps = nb_params_new(NB_F64);
         nb_tensor *p = nb_param(ps, "p", NB_SHAPE(7)), *q = nb_param(ps, "q", NB_SHAPE(2, 3)), v;
-        nb_st_get(f, "p0", &v), nb_copy_out(&v, p->data);
-        nb_st_get(f, "q0", &v), nb_copy_out(&v, q->data);
+        nb_st_get(f, "p0", &v), nb_copy_out(&v, p->data, nb_numel(&v));
+        nb_st_get(f, "q0", &v), nb_copy_out(&v, q->data, nb_numel(&v));
         nb_optim *opt = nb_optim_new(ps, c);
         double worst = 0, norm_err = 0;
         int failed = !opt;
@@ -294,9 +294,9 @@ static void test_optimizers(void)
             snprintf(pk, sizeof pk, "p_%d", step + 1), snprintf(qk, sizeof qk, "q_%d", step + 1);
             snprintf(nk, sizeof nk, "norm_%d", step);
             failed |= nb_st_get(f, gp, &v) != NB_OK;
-            if (!failed) nb_copy_out(&v, p->grad->data);
+            if (!failed) nb_copy_out(&v, p->grad->data, nb_numel(&v));
             failed |= nb_st_get(f, gq, &v) != NB_OK;
-            if (!failed) nb_copy_out(&v, q->grad->data);
+            if (!failed) nb_copy_out(&v, q->grad->data, nb_numel(&v));
             failed |= nb_optim_step(opt) != NB_OK;
             worst = fmax(worst, fmax(rel(f, pk, p), rel(f, qk, q)));
             if (!nb_st_get(f, nk, &v)) norm_err = fmax(norm_err, fabs(nb_optim_grad_norm(opt) - nb_get(&v, 0)) / nb_get(&v, 0));

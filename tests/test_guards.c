@@ -81,9 +81,9 @@ static void test_loss_value(void)
     const double cases[][2] = {{1, 0}, {4, 0}, {1, 0.5}, {1, 5.0}}; /* beta, free bits */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         nb_tape *tp = nb_tape_new();
-        nb_tensor *xt = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, D), x);
+        nb_tensor *xt = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, D), x, B * D);
         nb_loss_opts o = {.beta = cases[c][0], .free_bits = cases[c][1],
-                          .eps = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, Z), eps)};
+                          .eps = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, Z), eps, B * Z)};
         nb_loss_terms t;
         const nb_status st = nb_model_loss(tp, &m, &(nb_batch){xt, xt, NULL}, &o, &t);
         const double got = st ? NAN : nb_get(t.loss, 0), want = reference_loss(ps, x, eps, cases[c][0], cases[c][1]);

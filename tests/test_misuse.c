@@ -179,7 +179,7 @@ MISUSE(conv_kernel_too_big)
 MISUSE(index_out_of_range)
 {
     nb_tape *tp = nb_tape_new();
-    nb_tensor *idx = nb_tensor_from(tp, NB_F32, NB_SHAPE(2), (const float[]){0, 7});
+    nb_tensor *idx = nb_tensor_from(tp, NB_F32, NB_SHAPE(2), (const float[]){0, 7}, 2);
     from_tape(o, tp, nb_index_select(tp, T(tp, 3, 2), 0, idx));
 }
 
@@ -320,7 +320,20 @@ MISUSE(randn_without_generator)
 MISUSE(tensor_from_null)
 {
     nb_tape *tp = nb_tape_new();
-    from_tape(o, tp, nb_tensor_from(tp, NB_F32, NB_SHAPE(3), NULL));
+    from_tape(o, tp, nb_tensor_from(tp, NB_F32, NB_SHAPE(3), NULL, 3));
+}
+
+MISUSE(tensor_from_short)
+{
+    nb_tape *tp = nb_tape_new();
+    from_tape(o, tp, nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 3), (const float[]){1, 2, 3}, 3));
+}
+
+MISUSE(copy_out_short)
+{
+    nb_tape *tp = nb_tape_new();
+    float dst[2];
+    from_call(o, nb_copy_out(nb_zeros(tp, NB_F32, NB_SHAPE(5)), dst, 2));
 }
 
 MISUSE(op_without_forward)
@@ -380,6 +393,8 @@ static const struct {
     {"a configuration key that does not exist", m_bad_config_key, NB_ERR_ARG, {"learning-rate", ""}},
     {"random numbers without a generator", m_randn_without_generator, NB_ERR_ARG, {"nb_randn", "generator is NULL"}},
     {"a tensor from a NULL source", m_tensor_from_null, NB_ERR_ARG, {"nb_tensor_from", "NULL"}},
+    {"a source array shorter than the shape", m_tensor_from_short, NB_ERR_ARG, {"nb_tensor_from", "3 values for shape (2,3)"}},
+    {"a destination shorter than the tensor", m_copy_out_short, NB_ERR_ARG, {"nb_copy_out", "room for 2 values"}},
     {"an op descriptor without a forward", m_op_without_forward, NB_ERR_ARG, {"nb_broken", "no forward"}},
     {"a gradient check without a computation", m_gradcheck_no_build, NB_ERR_ARG, {"nb_gradcheck", "no build function"}},
 };

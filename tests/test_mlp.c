@@ -28,8 +28,8 @@ int main(void)
     int failed = 0;
     for (int step = 0; step < STEPS && !failed; step++) {
         nb_tape_reset(tp);
-        nb_tensor *xb = nb_tensor_from(tp, NB_F32, NB_SHAPE(N, IN), x);
-        nb_tensor *yb = nb_tensor_from(tp, NB_F32, NB_SHAPE(N, 1), y);
+        nb_tensor *xb = nb_tensor_from(tp, NB_F32, NB_SHAPE(N, IN), x, N * IN);
+        nb_tensor *yb = nb_tensor_from(tp, NB_F32, NB_SHAPE(N, 1), y, N);
         nb_tensor *h = nb_tanh(tp, nb_add(tp, nb_matmul(tp, xb, w1), b1));
         nb_tensor *pred = nb_add(tp, nb_matmul(tp, h, w2), b2);
         nb_tensor *loss = nb_mean(tp, nb_square(tp, nb_sub(tp, pred, yb)), 0, NULL, 0);

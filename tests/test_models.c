@@ -26,7 +26,7 @@ static nb_tensor *build(nb_tape *tp, nb_tensor **in, void *ctx)
     if (c->cfg.kind == NB_CVAE) {
         double onehot[B * K] = {0};
         for (int i = 0; i < B; i++) onehot[i * K + (i * 2) % K] = 1;
-        y = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, K), onehot);
+        y = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, K), onehot, B * K);
     }
     nb_tensor *eps = nb_reshape(tp, in[1], NB_SHAPE(B, d));
     nb_batch batch = {c->denoise ? in[2] : in[0], in[0], y};

@@ -205,8 +205,8 @@ static void test_losses_vs_formula(void)
     }
     /* stability where the naive BCE formula breaks down */
     nb_tape *tp = nb_tape_new();
-    nb_tensor *l = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){100, -100, 40, -40});
-    nb_tensor *t = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){0, 1, 1, 0});
+    nb_tensor *l = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){100, -100, 40, -40}, 4);
+    nb_tensor *t = nb_tensor_from(tp, NB_F32, NB_SHAPE(1, 4), (const float[]){0, 1, 1, 0}, 4);
     nb_tensor *y = nb_bce_logits(tp, l, t, NB_REDUCE_SUM);
     ok(y && fabs(nb_get(y, 0) - 200) < 1e-4, "bce_logits at logits ±100 is finite and exact: %g (naive: inf)", y ? nb_get(y, 0) : NAN);
     nb_tape_free(tp);
@@ -217,7 +217,7 @@ static void test_kl_monte_carlo(void)
 {
     nb_tape *tp = nb_tape_new();
     const double mu[3] = {0.3, -1.2, 2.0}, lv[3] = {-1.0, 0.5, 0.0};
-    nb_tensor *tm = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), mu), *tl = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), lv);
+    nb_tensor *tm = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), mu, 3), *tl = nb_tensor_from(tp, NB_F64, NB_SHAPE(1, 3), lv, 3);
     double analytic = nb_get(nb_kl_normal(tp, tm, tl, NB_REDUCE_SUM), 0);
     nb_rng r = nb_rng_seed(77);
     const int S = 200000;

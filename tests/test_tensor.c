@@ -144,7 +144,7 @@ static void test_reductions(void)
         nb_tape_free(tp);
     }
     nb_tape *tp = nb_tape_new();
-    nb_tensor *big = nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 3), (const float[]){1000, 1000, 1000, -INFINITY, -INFINITY, -INFINITY});
+    nb_tensor *big = nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 3), (const float[]){1000, 1000, 1000, -INFINITY, -INFINITY, -INFINITY}, 2 * 3);
     nb_tensor *l = nb_logsumexp(tp, big, NB_AXES(1), 0);
     ok(fabs(nb_get(l, 0) - (1000 + log(3.0))) < 1e-3 && isinf(nb_get(l, 1)) && nb_get(l, 1) < 0,
        "logsumexp of 1000s does not overflow (%g); of -inf is -inf (%g)", nb_get(l, 0), nb_get(l, 1));
@@ -208,8 +208,8 @@ static void test_values(void)
     nb_tape *tp = nb_tape_new();
     const double xs[] = {-100, -30, -5, -1, -0.25, 0, 0.5, 2, 7, 30, 100};
     const int n = (int)(sizeof xs / sizeof xs[0]);
-    nb_tensor *x = nb_tensor_from(tp, NB_F64, NB_SHAPE(n), xs);
-    nb_tensor *pos = nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){0.1, 1, 50});
+    nb_tensor *x = nb_tensor_from(tp, NB_F64, NB_SHAPE(n), xs, n);
+    nb_tensor *pos = nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){0.1, 1, 50}, 3);
     struct { const char *name; nb_tensor *y; nb_tensor *in; double (*f)(double); } cs[] = {
         {"exp", nb_exp(tp, nb_scale(tp, x, 0.1)), NULL, NULL},
         {"tanh", nb_tanh(tp, x), x, tanh},
@@ -384,7 +384,7 @@ BAD(dtype, nb_add(tp, T(3), nb_zeros(tp, NB_F64, NB_SHAPE(3))))
 BAD(null, nb_exp(tp, NULL))
 BAD(clamp, nb_clamp(tp, T(3), 1, -1))
 BAD(too_many_dims, nb_zeros(tp, NB_F32, NB_SHAPE(1, 2, 3, 4, 5)))
-static nb_tensor *I(nb_tape *tp, int n, const float *v) { return nb_tensor_from(tp, NB_F32, 1, (const int64_t[]){n}, v); }
+static nb_tensor *I(nb_tape *tp, int n, const float *v) { return nb_tensor_from(tp, NB_F32, 1, (const int64_t[]){n}, v, n); }
 BAD(index_range, nb_index_select(tp, T(3, 2), 0, I(tp, 2, (const float[]){1, 3})))
 BAD(index_fraction, nb_index_select(tp, T(3, 2), 1, I(tp, 1, (const float[]){0.5f})))
 BAD(index_rank, nb_index_select(tp, T(3, 2), 0, T(2, 1)))
@@ -469,30 +469,30 @@ static void test_errors(void)
 static void test_ties(void)
 {
     nb_tape *tp = nb_tape_new();
-    nb_tensor *x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(2, 3), (const double[]){1, 3, 3, 2, 2, 2}));
+    nb_tensor *x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(2, 3), (const double[]){1, 3, 3, 2, 2, 2}, 2 * 3));
     nb_tensor *m = nb_max(tp, x, NB_AXES(1), 0);
-    nb_backward_from(tp, m, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1, 3}));
+    nb_backward_from(tp, m, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1, 3}, 2));
     const double want[6] = {0, 0.5, 0.5, 1, 1, 1};
     int same = m && nb_get(m, 0) == 3 && nb_get(m, 1) == 2 && x->grad;
     for (int i = 0; same && i < 6; i++) same = nb_get(x->grad, i) == want[i];
     ok(same, "max: elements that tie share the gradient equally");
     nb_tape_reset(tp);
-    x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 2, 5}));
-    nb_tensor *y = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 4, 3}));
+    x = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 2, 5}, 3));
+    nb_tensor *y = nb_requires_grad(nb_tensor_from(tp, NB_F64, NB_SHAPE(3), (const double[]){1, 4, 3}, 3));
     nb_tensor *mx = nb_maximum(tp, x, y);
     nb_backward(tp, nb_sum_all(tp, mx));
     ok(mx && nb_get(x->grad, 0) == 0.5 && nb_get(y->grad, 0) == 0.5 && nb_get(x->grad, 1) == 0 &&
            nb_get(y->grad, 1) == 1 && nb_get(x->grad, 2) == 1 && nb_get(y->grad, 2) == 0,
        "maximum: a tie splits the gradient in half, as PyTorch does");
     nb_tape_reset(tp);
-    nb_tensor *a = nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 4), (const float[]){3, 1, 3, 0, -1, -1, -2, -2});
+    nb_tensor *a = nb_tensor_from(tp, NB_F32, NB_SHAPE(2, 4), (const float[]){3, 1, 3, 0, -1, -1, -2, -2}, 2 * 4);
     nb_tensor *am = nb_argmax(tp, a, 1, 0), *an = nb_argmin(tp, a, 1, 1);
     ok(am && an && am->ndim == 1 && an->ndim == 2 && nb_get(am, 0) == 0 && nb_get(am, 1) == 0 &&
            nb_get(an, 0) == 3 && nb_get(an, 1) == 2,
        "argmax and argmin: the first of tied positions, keepdim honoured");
     nb_tensor *sl = nb_slice(tp, a, 1, 1, NB_END, 2);
     ok(sl && sl->shape[1] == 2 && nb_get(sl, 1) == 0, "slice to NB_END: the rest of the axis");
-    nb_tensor *sm = nb_softmax(tp, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1000, 1000}), 0);
+    nb_tensor *sm = nb_softmax(tp, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1000, 1000}, 2), 0);
     ok(sm && nb_get(sm, 0) == 0.5 && nb_get(sm, 1) == 0.5, "softmax of large equal logits: 1/2 each, no overflow");
     nb_tape_free(tp);
 }

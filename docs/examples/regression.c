@@ -22,8 +22,8 @@ int main(void)
     int failed = 0;
     for (int step = 0; step < 500 && !failed; step++) {
         nb_tape_reset(tp);
-        nb_tensor *x = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 3), xs);
-        nb_tensor *y = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 1), ys);
+        nb_tensor *x = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 3), xs, 8 * 3);
+        nb_tensor *y = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 1), ys, 8);
         nb_tensor *loss = nb_mse(tp, nb_matmul(tp, x, w), y, NB_REDUCE_MEAN);
         if (nb_backward(tp, loss)) {
             fprintf(stderr, "%s\n", nb_tape_error(tp));

@@ -129,10 +129,12 @@ NB_API nb_tensor *nb_full(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *sha
 /** A 0-d tensor holding v.
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_scalar(nb_tape *tp, nb_dtype dt, double v);
-/** Copies numel values of dtype dt from src (the caller keeps src).
- * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+/** Copies the n values of dtype dt at src (the caller keeps src); n must be the shape's
+ * element count.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error
+ *         (NB_ERR_ARG for a NULL src or an n that does not match the shape). */
 NB_API nb_tensor *nb_tensor_from(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape,
-                                 const void *src);
+                                 const void *src, int64_t n);
 /** Random tensors are constants (no gradient). The draw depends on rng and numel only. Uniform
  * in [lo, hi), which must be finite and ordered.
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */

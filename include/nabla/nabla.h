@@ -26,8 +26,8 @@
  *     nb_tape *tp = nb_tape_new();
  *     for (int step = 0; step < 100; step++) {
  *         nb_tape_reset(tp);
- *         nb_tensor *x = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 3), xs);
- *         nb_tensor *y = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 1), ys);
+ *         nb_tensor *x = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 3), xs, 8 * 3);
+ *         nb_tensor *y = nb_tensor_from(tp, NB_F32, NB_SHAPE(8, 1), ys, 8);
  *         nb_tensor *loss = nb_mse(tp, nb_matmul(tp, x, w), y, NB_REDUCE_MEAN);
  *         if (nb_backward(tp, loss)) { fprintf(stderr, "%s\n", nb_tape_error(tp)); break; }
  *         if (nb_optim_step(opt)) { fprintf(stderr, "%s\n", nb_last_error()); break; }

@@ -121,9 +121,11 @@ NB_API char *nb_shape_str(const nb_tensor *t, char *buf, size_t size);
 NB_API double nb_get(const nb_tensor *t, int64_t i);
 /** Sets element i, as nb_get counts them, to v (rounded to f32 for f32 tensors); not checked. */
 NB_API void nb_set(nb_tensor *t, int64_t i, double v);
-/** Copies the logical contents, in row-major order, to dst (of t's dtype). dst holds
- * nb_numel(t) elements; the caller owns it. */
-NB_API void nb_copy_out(const nb_tensor *t, void *dst);
+/** Copies the logical contents, in row-major order, to dst (of t's dtype), which holds n
+ * elements; the caller owns it.
+ * @return NB_OK; NB_ERR_ARG (nothing copied, nb_last_error says why) when n < nb_numel(t) or
+ *         an argument is NULL. */
+NB_API nb_status nb_copy_out(const nb_tensor *t, void *dst, int64_t n);
 
 /** NumPy broadcasting of two shapes. Returns the result's ndim, or -1 if they do not broadcast
  * (or the result would have more than NB_MAX_DIMS dims). */
