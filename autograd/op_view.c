@@ -116,7 +116,17 @@ static nb_status fwd_reshape(nb_tape *tp, nb_node *n)
 
 static nb_status bwd_reshape(nb_tape *tp, nb_node *n)
 {
-    nb_tensor *ga = nb__grad(tp, n->in[0]);
+    nb_tensor *a = n->in[0];
+    /* the same bytes in a new shape: an arena input that has no gradient yet takes the output's,
+     * seen in its own shape, instead of a zeroed copy (nothing reads the output's afterwards) */
+    if (a->flags & NB_REQUIRES_GRAD && !a->grad && !(a->flags & NB_PARAM)) {
+        nb_tensor *g = nb__tensor(tp, a->dtype, a->ndim, a->shape, 0);
+        if (!g) return nb_tape_status(tp);
+        g->data = n->out->grad->data;
+        a->grad = g;
+        return NB_OK;
+    }
+    nb_tensor *ga = nb__grad(tp, a);
     if (!ga) return NB_OK;
     nb_tensor gy;
     nb_tensor_wrap(&gy, ga->dtype, ga->ndim, ga->shape, n->out->grad->data);
