@@ -219,6 +219,12 @@ static nb_tensor *with_label(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_te
     return nb_concat(tp, 1, x, nb_expand(tp, y4, NB_SHAPE(x->shape[0], nb_dim(y, 1), x->shape[2], x->shape[3])));
 }
 
+/* A convolution and the model's activation; a ReLU runs inside the convolution. */
+static nb_tensor *conv_act(nb_tape *tp, const nb_model *m, const nb_conv_layer *l, nb_tensor *x)
+{
+    return m->cfg.act == NB_ACT_RELU ? nb_conv_relu_fwd(tp, l, x) : nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, l, x));
+}
+
 /* 1 when x has the model's input shape for its batch; else the error names both shapes. */
 static int input_ok(nb_tape *tp, const nb_model *m, const nb_tensor *x)
 {
@@ -246,8 +252,8 @@ nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
     if (!input_ok(tp, m, x)) return nb_tape_status(tp);
     nb_tensor *h = with_label(tp, m, x, y);
     if (m->cfg.arch == NB_ARCH_CONV) {
-        h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->enc_c1, h));
-        h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->enc_c2, h));
+        h = conv_act(tp, m, &m->enc_c1, h);
+        h = conv_act(tp, m, &m->enc_c2, h);
         h = nb_reshape(tp, h, NB_SHAPE(x ? nb_dim(x, 0) : 0, -1));
     } else {
         h = nb_mlp_fwd(tp, &m->enc, h);
@@ -262,7 +268,7 @@ nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tens
     nb_tensor *h = nb_mlp_fwd(tp, &m->dec, with_label(tp, m, z, y));
     if (m->cfg.arch == NB_ARCH_MLP) return h;
     h = nb_reshape(tp, h, NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));
-    h = nb_act_fwd(tp, m->cfg.act, nb_conv_fwd(tp, &m->dec_c1, h));
+    h = conv_act(tp, m, &m->dec_c1, h);
     return nb_conv_fwd(tp, &m->dec_c2, h);
 }
 

@@ -50,6 +50,7 @@ typedef struct conv_aux {
     nb_conv_geom g; /* the plain convolution: for a transposed one, from its output to its input */
     struct conv_prims *prims; /* f32 only */
     int bf16;                 /* the tape's precision when the op was made */
+    int relu;                 /* y = max(conv, 0), fused */
 } conv_aux;
 
 /* ---- oneDNN: engine, arguments, primitives ------------------------------------------------- */
@@ -162,6 +163,7 @@ static void prims_free(void *p)
 typedef struct conv_shape {
     int transposed, has_bias;
     int bf16; /* the products' inputs (src, weights, diff_dst) in bf16, everything else f32 */
+    int relu; /* a ReLU fused into the forward as a post-op */
     dnnl_dims_t src, wei, bias, dst, strides, dilates, pad_l, pad_r;
 } conv_shape;
 
@@ -174,6 +176,7 @@ static conv_shape shape_of(const nb_node *n)
     s.transposed = n->op == &nb__op_conv_transpose2d;
     s.has_bias = n->nin > 2;
     s.bf16 = aux->bf16;
+    s.relu = aux->relu;
     for (int d = 0; d < 4; d++) s.src[d] = x->shape[d], s.dst[d] = y->shape[d];
     /* oneDNN weights are (out, in, kh, kw) for both; PyTorch's transposed ones are (in, out) */
     s.wei[0] = s.transposed ? w->shape[1] : w->shape[0];
@@ -238,6 +241,14 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
      * The first is usually best, but with few output channels its blocked layout pads them to a
      * full vector (a transposed convolution to 1 channel ran 8x slower than a GEMM-based one). */
     dnnl_primitive_desc_t pd[2] = {NULL, NULL};
+    dnnl_primitive_attr_t relu_attr = NULL;
+    dnnl_post_ops_t relu_po = NULL;
+    if (s->relu) {
+        TRY(dnnl_primitive_attr_create(&relu_attr));
+        TRY(dnnl_post_ops_create(&relu_po));
+        TRY(dnnl_post_ops_append_eltwise(relu_po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+        TRY(dnnl_primitive_attr_set_post_ops(relu_attr, relu_po));
+    }
     for (int k = 0; k < 2; k++) {
         dnnl_convolution_desc_t d;
         const dnnl_memory_desc_t *dst = k ? &c->dst_md : &dst_any;
@@ -249,7 +260,7 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
                  : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training,
                        dnnl_convolution_direct, &src_any, &wei_any, bias, dst, s->strides, s->dilates,
                        s->pad_l, s->pad_r);
-        if (st || dnnl_primitive_desc_create(&pd[k], &d, NULL, engine, NULL)) pd[k] = NULL;
+        if (st || dnnl_primitive_desc_create(&pd[k], &d, s->relu ? relu_attr : NULL, engine, NULL)) pd[k] = NULL;
     }
     if (!pd[0] && !pd[1]) TRY(dnnl_unimplemented);
     const int pick = !pd[0] ? 1 : !pd[1] ? 0 : prefer_plain_output(pd[0], s->dst[1]);
@@ -260,8 +271,10 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
     TRY(arg_init(&c->f_wei, &c->wei_md, Q(c->fwd_pd, dnnl_query_weights_md, 0), ARG_IN));
     if (s->has_bias) TRY(arg_init(&c->f_bias, &c->bias_md, Q(c->fwd_pd, dnnl_query_weights_md, 1), ARG_IN));
     TRY(arg_init(&c->f_dst, &c->dst_md, Q(c->fwd_pd, dnnl_query_dst_md, 0), ARG_OUT));
-    return c;
 fail:
+    if (relu_po) dnnl_post_ops_destroy(relu_po);
+    if (relu_attr) dnnl_primitive_attr_destroy(relu_attr);
+    if (st == dnnl_success) return c;
     *status = st;
     prims_free(c);
     return NULL;
@@ -396,6 +409,7 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
         else
             nb_conv_ref_fwd(&aux->g, x->data, w->data, y->data);
         if (b) add_bias_f64(y, b);
+        if (aux->relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
         return NB_OK;
     }
     if (!(aux->prims = prims_for(tp, n))) return nb_tape_status(tp);
@@ -481,6 +495,13 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
 
 static nb_status bwd_conv(nb_tape *tp, nb_node *n)
 {
+    const conv_aux *aux = n->saved;
+    if (aux->relu) { /* through the fused ReLU first: the gradient where the output is positive */
+        nb_tensor *g = nb_empty(tp, n->out->dtype, n->out->ndim, n->out->shape);
+        if (!g) return nb_tape_status(tp);
+        nb_ew(NB_EW_RELU_MASK, g, n->out->grad, n->out, NULL, 0, 0);
+        n->out->grad = g;
+    }
     nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1);
     nb_tensor *gb = n->nin > 2 ? nb_op_grad(tp, n, 2) : NULL;
     if (n->out->dtype == NB_F64)
@@ -505,7 +526,7 @@ const nb_op_def nb__op_conv_transpose2d = {.name = "conv_transpose2d", .shape = 
                                            .forward = fwd_conv, .backward = bwd_conv};
 
 static nb_tensor *conv_op(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_tensor *w,
-                          nb_tensor *b, nb_conv_cfg cfg)
+                          nb_tensor *b, nb_conv_cfg cfg, int relu)
 {
     const char *name = op->name;
     const int transposed = op == &nb__op_conv_transpose2d;
@@ -546,6 +567,7 @@ static nb_tensor *conv_op(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_ten
     aux->cfg = cfg;
     aux->prims = NULL;
     aux->bf16 = x->dtype == NB_F32 && nb_tape_precision(tp) == NB_PREC_BF16;
+    aux->relu = relu;
     aux->g = transposed
                  ? (nb_conv_geom){N, O, out[0], out[1], C, w->shape[2], w->shape[3], H, W,
                                   cfg.stride[0], cfg.stride[1], cfg.pad[0], cfg.pad[1],
@@ -559,13 +581,13 @@ static nb_tensor *conv_op(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_ten
 
 nb_tensor *nb_conv2d(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_cfg c)
 {
-    return conv_op(tp, &nb__op_conv2d, x, w, b, c);
+    return conv_op(tp, &nb__op_conv2d, x, w, b, c, 0);
 }
 
 nb_tensor *nb_conv_transpose2d(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b,
                                nb_conv_cfg c)
 {
-    return conv_op(tp, &nb__op_conv_transpose2d, x, w, b, c);
+    return conv_op(tp, &nb__op_conv_transpose2d, x, w, b, c, 0);
 }
 
 /* ---- layers -------------------------------------------------------------------------------- */
@@ -611,6 +633,26 @@ nb_status nb_conv_transpose2d_init(nb_conv_layer *l, nb_params *ps, const char *
                                    int out_ch, int k, nb_conv_cfg cfg, int bias, nb_rng *rng)
 {
     return conv_layer_init(l, ps, name, in_ch, out_ch, k, cfg, bias, rng, 1);
+}
+
+nb_tensor *nb_conv2d_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_cfg c)
+{
+    return conv_op(tp, &nb__op_conv2d, x, w, b, c, 1);
+}
+
+nb_tensor *nb_conv_transpose2d_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_cfg c)
+{
+    return conv_op(tp, &nb__op_conv_transpose2d, x, w, b, c, 1);
+}
+
+nb_tensor *nb_conv_relu_fwd(nb_tape *tp, const nb_conv_layer *l, nb_tensor *x)
+{
+    if (!l) {
+        nb_tape_fail(tp, NB_ERR_ARG, "nb_conv_relu_fwd: the layer is NULL");
+        return NULL;
+    }
+    return l->transposed ? nb_conv_transpose2d_relu(tp, x, l->weight, l->bias, l->cfg)
+                         : nb_conv2d_relu(tp, x, l->weight, l->bias, l->cfg);
 }
 
 nb_tensor *nb_conv_fwd(nb_tape *tp, const nb_conv_layer *l, nb_tensor *x)

@@ -227,6 +227,7 @@ KERNEL(POW) { ARGS; const real s0 = (real)s[0]; MAP(0, VPOW(x, vzero + s0)); }
 KERNEL(MAX2) { ARGS; LOOP y[i] = (a[i] > b[i] || a[i] != a[i]) ? a[i] : b[i]; }
 KERNEL(MIN2) { ARGS; LOOP y[i] = (a[i] < b[i] || a[i] != a[i]) ? a[i] : b[i]; }
 KERNEL(EQ) { ARGS; LOOP y[i] = a[i] == b[i] ? 1 : 0; }
+KERNEL(RELU_MASK) { ARGS; LOOP y[i] = b[i] > 0 ? a[i] : 0; }
 KERNEL(BCE) { ARGS; MAP(0, VMAX(x, vzero) - x * u + v_log1pexp_neg_abs(x)); }
 KERNEL(SQDIFF) { ARGS; LOOP y[i] = (a[i] - b[i]) * (a[i] - b[i]); }
 KERNEL(GNLL) { ARGS; MAP(0, (real)0.5 * ((real)LOG_2PI + u + x * x * VEXP(-u))); }

@@ -55,6 +55,8 @@ static nb_conv_cfg cfg_t_dil = {{2, 1}, {0, 1}, {1, 0}, {2, 2}};
 BUILD(conv) { return nb_conv2d(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
 BUILD(conv_nobias) { return nb_conv2d(tp, x[0], x[1], NULL, *(nb_conv_cfg *)ctx); }
 BUILD(deconv) { return nb_conv_transpose2d(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
+BUILD(conv_relu) { return nb_conv2d_relu(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
+BUILD(deconv_relu) { return nb_conv_transpose2d_relu(tp, x[0], x[1], x[2], *(nb_conv_cfg *)ctx); }
 BUILD(deconv_nobias) { return nb_conv_transpose2d(tp, x[0], x[1], NULL, *(nb_conv_cfg *)ctx); }
 BUILD(bce_mean) { (void)ctx; return nb_bce_logits(tp, x[0], x[1], NB_REDUCE_MEAN); }
 BUILD(bce_none) { (void)ctx; return nb_bce_logits(tp, x[0], x[1], NB_REDUCE_NONE); }
@@ -177,6 +179,9 @@ static const op_case cases[] = {
              ANY(2, 3, 3, 4), ANY(3, 2, 3, 3), ANY(2)),
     CASE_CTX(conv_transpose2d, "conv_transpose2d k(3,2) stride (2,1) dilation 2, no bias", deconv_nobias,
              &cfg_t_dil, ANY(2, 3, 4, 5), ANY(3, 2, 3, 2)),
+    CASE_CTX(conv2d, "conv2d with a fused ReLU", conv_relu, &cfg_s2p1, ANY(2, 3, 7, 9), ANY(4, 3, 3, 3), ANY(4)),
+    CASE_CTX(conv_transpose2d, "conv_transpose2d with a fused ReLU", deconv_relu, &cfg_t_s2p1op1,
+             ANY(2, 3, 4, 5), ANY(3, 4, 3, 3), ANY(4)),
     CASE(bce_logits, "bce_logits (3,5,7) mean", bce_mean, ANY(3, 5, 7), UNIT(3, 5, 7)),
     CASE(bce_logits, "bce_logits (3,5,7) per example", bce_none, ANY(3, 5, 7), UNIT(3, 5, 7)),
     CASE(mse, "mse (3,5,7) sum", mse_sum, ANY(3, 5, 7), ANY(3, 5, 7)),

@@ -2,6 +2,7 @@
  * formulas, initialiser bounds, optimizer behaviour that fixtures do not cover. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,6 +86,48 @@ static void test_conv_vs_reference(void)
 /* The same x through two convolutions of one shape (so one set of cached primitives) with
  * different weights: the backward of the first runs after the second forward, so it must not
  * reuse the forward's reordered buffers, and both add into x's gradient. */
+/* The fused ReLU (a oneDNN post-op, and the mask in backward) against a convolution then nb_relu,
+ * in f32: the same values and gradients. */
+static void test_conv_relu_fused(void)
+{
+    for (int t = 0; t < 2; t++) {
+        double worst = 0;
+        double *keep[4] = {0};
+        int64_t n[4] = {0};
+        for (int fused = 0; fused < 2; fused++) {
+            nb_tape *tp = nb_tape_new();
+            nb_rng r = nb_rng_seed(8);
+            nb_tensor *x = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(3, 4, 10, 10), -1, 1));
+            nb_tensor *w = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(4, 6, 4, 4), -0.3, 0.3));
+            nb_tensor *b = nb_requires_grad(nb_uniform(tp, &r, NB_F32, NB_SHAPE(6), -0.3, 0.3));
+            const nb_conv_cfg c = nb_conv(2, 1);
+            nb_tensor *y = fused ? (t ? nb_conv_transpose2d_relu(tp, x, w, b, c) : nb_conv2d_relu(tp, x, nb_transpose(tp, w, 0, 1), b, c))
+                                 : nb_relu(tp, t ? nb_conv_transpose2d(tp, x, w, b, c) : nb_conv2d(tp, x, nb_transpose(tp, w, 0, 1), b, c));
+            nb_tensor *u = y ? nb_uniform(tp, &r, NB_F32, y->ndim, y->shape, -1, 1) : NULL;
+            nb_backward(tp, nb_sum_all(tp, nb_mul(tp, y, u)));
+            nb_tensor *got[4] = {y, x->grad, w->grad, b->grad};
+            for (int i = 0; i < 4; i++) {
+                if (!got[i]) {
+                    worst = INFINITY;
+                    continue;
+                }
+                if (!fused) {
+                    n[i] = nb_numel(got[i]);
+                    keep[i] = malloc(sizeof(double) * (size_t)n[i]);
+                    for (int64_t j = 0; j < n[i]; j++) keep[i][j] = nb_get(got[i], j);
+                } else {
+                    for (int64_t j = 0; j < n[i] && j < nb_numel(got[i]); j++)
+                        worst = fmax(worst, fabs(nb_get(got[i], j) - keep[i][j]) / fmax(1, fabs(keep[i][j])));
+                }
+            }
+            nb_tape_free(tp);
+        }
+        for (int i = 0; i < 4; i++) free(keep[i]);
+        ok(worst < 1e-5, "%s with a fused ReLU equals the convolution then nb_relu in f32 (values and "
+           "gradients within %.1e)", t ? "conv_transpose2d" : "conv2d", worst);
+    }
+}
+
 static void test_conv_twice(void)
 {
     for (int transposed = 0; transposed < 2; transposed++) {
@@ -306,6 +349,7 @@ int main(void)
 {
     test_conv_vs_reference();
     test_conv_twice();
+    test_conv_relu_fused();
     test_linear_vs_reference();
     test_losses_vs_formula();
     test_kl_monte_carlo();

@@ -104,6 +104,17 @@ NB_API nb_status nb_conv_transpose2d_init(nb_conv_layer *l, nb_params *ps, const
 /** Applies the layer (nb_conv2d or nb_conv_transpose2d).
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_conv_fwd(nb_tape *tp, const nb_conv_layer *l, nb_tensor *x);
+/** max(nb_conv2d(x, w, b, c), 0) as one op: the ReLU runs inside oneDNN's convolution (a
+ * post-op), with no pass and no tensor of its own. The same shapes and errors as nb_conv2d.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_conv2d_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_cfg c);
+/** max(nb_conv_transpose2d(x, w, b, c), 0) as one op, as nb_conv2d_relu.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_conv_transpose2d_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b,
+                                           nb_conv_cfg c);
+/** The layer followed by a ReLU, fused (nb_conv2d_relu or nb_conv_transpose2d_relu).
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_conv_relu_fwd(nb_tape *tp, const nb_conv_layer *l, nb_tensor *x);
 
 /* ---- losses -------------------------------------------------------------------------------- */
 /** @file
