@@ -227,6 +227,7 @@ nb_tape *nb_tape_new(void)
         return NULL;
     }
     nb_arena_init(&tp->arena, FIRST_CHUNK);
+    nb_arena_init(&tp->scratch, FIRST_CHUNK);
     tp->grad_on = 1;
     call_once(&live_once, live_init);
     mtx_lock(&live_lock);
@@ -287,6 +288,7 @@ void nb_tape_free(nb_tape *tp)
         free(e);
     }
     nb_arena_free(&tp->arena);
+    nb_arena_free(&tp->scratch);
     hdr_free(&tp->hdr[0]);
     hdr_free(&tp->hdr[1]);
     free(tp->nodes);
@@ -333,7 +335,10 @@ nb_precision nb_tape_precision(const nb_tape *tp) { return tp ? tp->precision : 
 nb_status nb_tape_status(const nb_tape *tp) { return tp ? tp->status : NB_ERR_ARG; }
 const char *nb_tape_error(const nb_tape *tp) { return tp ? tp->msg : "the tape is NULL"; }
 int nb_tape_size(const nb_tape *tp) { return tp ? tp->n_nodes : 0; }
-size_t nb_tape_arena_bytes(const nb_tape *tp) { return tp ? nb_arena_capacity(&tp->arena) : 0; }
+size_t nb_tape_arena_bytes(const nb_tape *tp)
+{
+    return tp ? nb_arena_capacity(&tp->arena) + nb_arena_capacity(&tp->scratch) : 0;
+}
 
 const nb_node *nb_tape_node(const nb_tape *tp, int i)
 {
@@ -410,6 +415,24 @@ void *nb_op_alloc(nb_tape *tp, size_t bytes)
     void *p = nb_arena_alloc(&tp->arena, bytes);
     if (!p) nb__fail(tp, NB_ERR_NOMEM, "out of memory allocating %zu bytes in the tape arena", bytes);
     return p;
+}
+
+void *nb_op_scratch(nb_tape *tp, size_t bytes)
+{
+    if (!tp) {
+        nb_error(NB_ERR_ARG, "nb_op_scratch: the tape is NULL");
+        return NULL;
+    }
+    void *p = nb_arena_alloc(&tp->scratch, bytes);
+    if (!p) nb__fail(tp, NB_ERR_NOMEM, "out of memory allocating %zu bytes of scratch", bytes);
+    return p;
+}
+
+/* Brackets one forward or backward call: the scratch memory it took is free again after it. */
+static void call_begin(nb_tape *tp) { tp->depth++; }
+static void call_end(nb_tape *tp)
+{
+    if (--tp->depth == 0) nb_arena_reset(&tp->scratch);
 }
 
 nb_tensor *nb__tensor(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, int alloc)
@@ -520,7 +543,9 @@ nb_tensor *nb_op_apply(nb_tape *tp, const nb_op_def *op, nb_node *n)
     if (!out) return NULL;
     n->out = out;
     const double t0 = profiling() ? prof_now() : 0;
+    call_begin(tp);
     nb_status st = op->forward(tp, n);
+    call_end(tp);
     if (t0) prof_add(op, 0, prof_now() - t0);
     if (st) {
         nb__fail(tp, st, "nb_%s: %s", name, nb_status_str(st)); /* unless it said more */
@@ -644,7 +669,9 @@ nb_status nb_backward_from(nb_tape *tp, nb_tensor *y, const nb_tensor *seed)
         nb_node *n = &tp->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed back to this op */
         const double t0 = profiling() ? prof_now() : 0;
+        call_begin(tp);
         nb_status st = n->op->backward(tp, n);
+        call_end(tp);
         if (t0) prof_add(n->op, 1, prof_now() - t0);
         if (st && !tp->status) nb__fail(tp, st, "nb_%s: backward: %s", n->op->name, nb_status_str(st));
         if (tp->status) return tp->status;

@@ -28,7 +28,9 @@ typedef struct nb_hdr_pool {
 } nb_hdr_pool;
 
 struct nb_tape {
-    nb_arena arena; /* data, saved state and scratch of the current step */
+    nb_arena arena;   /* data and saved state of the current step */
+    nb_arena scratch; /* memory of one forward or backward call (nb_op_scratch) */
+    int depth;        /* forward or backward calls under way: scratch is rewound at 0 */
     /* Headers alternate between two pools, step by step, and carry the step's generation. A
      * header from the previous step is therefore never overwritten by one of this step, and
      * still says which step it belongs to: using it is refused, not read as fresh data. */

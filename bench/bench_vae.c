@@ -156,8 +156,10 @@ int main(int argc, char **argv)
     if (nb_profile_enabled()) nb_profile_print(stderr);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"summary\": true, \"arch\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"peak_rss_mb\": %.1f}\n", arch,
-           nb_get_threads(), "see bench_core", (double)ru.ru_maxrss / 1024.0);
+    printf("{\"summary\": true, \"arch\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"peak_rss_mb\": %.1f, "
+           "\"arena_mb\": %.1f, \"data_mb\": %.1f}\n", arch, nb_get_threads(), "see bench_core",
+           (double)ru.ru_maxrss / 1024.0, (double)nb_tape_arena_bytes(tp) / 1048576.0,
+           (double)(train.n + test.n) * train.rows * train.cols / 1048576.0);
     nb_batcher_free(&bt);
     nb_tape_free(tp);
     nb_optim_free(opt);

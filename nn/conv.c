@@ -144,6 +144,9 @@ typedef struct conv_prims {
     dnn_arg f_src, f_wei, f_bias, f_dst;
     dnn_arg d_ddst, d_wei, d_dsrc;
     dnn_arg w_src, w_ddst, w_dwei, w_dbias;
+    /* each primitive's scratchpad: user-managed, so its memory comes from the step's arena
+     * instead of staying with the primitive between steps */
+    dnnl_memory_t f_scratch, d_scratch, w_scratch;
 } conv_prims;
 
 static void prims_free(void *p)
@@ -156,7 +159,38 @@ static void prims_free(void *p)
     if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
     if (c->bwd_wei) dnnl_primitive_destroy(c->bwd_wei);
     if (c->fwd_pd) dnnl_primitive_desc_destroy(c->fwd_pd);
+    dnnl_memory_t scratch[3] = {c->f_scratch, c->d_scratch, c->w_scratch};
+    for (int i = 0; i < 3; i++)
+        if (scratch[i]) dnnl_memory_destroy(scratch[i]);
     free(c);
+}
+
+/* An attribute with a user-managed scratchpad (and the forward's fused ReLU). */
+static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, int relu)
+{
+    dnnl_status_t st = dnnl_primitive_attr_create(attr);
+    if (!st) st = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (!st && relu) {
+        dnnl_post_ops_t po;
+        if (!(st = dnnl_post_ops_create(&po))) {
+            st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+            if (!st) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+            dnnl_post_ops_destroy(po);
+        }
+    }
+    return st;
+}
+
+/* The memory object of a primitive's scratchpad, or NULL when it needs none. */
+static dnnl_status_t scratch_init(dnnl_memory_t *m, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    *m = NULL;
+    if (!md || !dnnl_memory_desc_get_size(md)) return dnnl_success;
+    dnnl_engine_t e;
+    dnnl_stream_t s;
+    nb__dnnl(&e, &s);
+    return dnnl_memory_create(m, md, e, DNNL_MEMORY_NONE);
 }
 
 /* Shape of one call, as oneDNN sees it: src → dst through weights, transposed or not. */
@@ -241,14 +275,8 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
      * The first is usually best, but with few output channels its blocked layout pads them to a
      * full vector (a transposed convolution to 1 channel ran 8x slower than a GEMM-based one). */
     dnnl_primitive_desc_t pd[2] = {NULL, NULL};
-    dnnl_primitive_attr_t relu_attr = NULL;
-    dnnl_post_ops_t relu_po = NULL;
-    if (s->relu) {
-        TRY(dnnl_primitive_attr_create(&relu_attr));
-        TRY(dnnl_post_ops_create(&relu_po));
-        TRY(dnnl_post_ops_append_eltwise(relu_po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
-        TRY(dnnl_primitive_attr_set_post_ops(relu_attr, relu_po));
-    }
+    dnnl_primitive_attr_t attr = NULL;
+    TRY(make_attr(&attr, s->relu));
     for (int k = 0; k < 2; k++) {
         dnnl_convolution_desc_t d;
         const dnnl_memory_desc_t *dst = k ? &c->dst_md : &dst_any;
@@ -260,7 +288,7 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
                  : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training,
                        dnnl_convolution_direct, &src_any, &wei_any, bias, dst, s->strides, s->dilates,
                        s->pad_l, s->pad_r);
-        if (st || dnnl_primitive_desc_create(&pd[k], &d, s->relu ? relu_attr : NULL, engine, NULL)) pd[k] = NULL;
+        if (st || dnnl_primitive_desc_create(&pd[k], &d, attr, engine, NULL)) pd[k] = NULL;
     }
     if (!pd[0] && !pd[1]) TRY(dnnl_unimplemented);
     const int pick = !pd[0] ? 1 : !pd[1] ? 0 : prefer_plain_output(pd[0], s->dst[1]);
@@ -271,9 +299,9 @@ static conv_prims *prims_create(const conv_shape *s, dnnl_status_t *status)
     TRY(arg_init(&c->f_wei, &c->wei_md, Q(c->fwd_pd, dnnl_query_weights_md, 0), ARG_IN));
     if (s->has_bias) TRY(arg_init(&c->f_bias, &c->bias_md, Q(c->fwd_pd, dnnl_query_weights_md, 1), ARG_IN));
     TRY(arg_init(&c->f_dst, &c->dst_md, Q(c->fwd_pd, dnnl_query_dst_md, 0), ARG_OUT));
+    TRY(scratch_init(&c->f_scratch, c->fwd_pd));
 fail:
-    if (relu_po) dnnl_post_ops_destroy(relu_po);
-    if (relu_attr) dnnl_primitive_attr_destroy(relu_attr);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_success) return c;
     *status = st;
     prims_free(c);
@@ -293,6 +321,7 @@ static dnnl_status_t prims_backward(conv_prims *c, const conv_shape *s)
     const dnnl_memory_desc_t *bias = s->has_bias ? &c->bias_md : NULL;
     dnnl_convolution_desc_t dd, wd;
     dnnl_primitive_desc_t dpd = NULL, wpd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
     if (s->transposed) {
         TRY(dnnl_dilated_deconvolution_backward_data_desc_init(&dd, dnnl_deconvolution_direct,
             &src_out, &wei_in, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
@@ -304,18 +333,22 @@ static dnnl_status_t prims_backward(conv_prims *c, const conv_shape *s)
         TRY(dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
             &src_in, &wei_out, bias, &dst_in, s->strides, s->dilates, s->pad_l, s->pad_r));
     }
-    TRY(dnnl_primitive_desc_create(&dpd, &dd, NULL, engine, c->fwd_pd));
+    TRY(make_attr(&attr, 0));
+    TRY(dnnl_primitive_desc_create(&dpd, &dd, attr, engine, c->fwd_pd));
+    TRY(scratch_init(&c->d_scratch, dpd));
     TRY(dnnl_primitive_create(&c->bwd_data, dpd));
     TRY(arg_init(&c->d_ddst, &c->dst_md, Q(dpd, dnnl_query_diff_dst_md, 0), ARG_IN));
     TRY(arg_init(&c->d_wei, &c->wei_md, Q(dpd, dnnl_query_weights_md, 0), ARG_IN));
     TRY(arg_init(&c->d_dsrc, &c->src_md, Q(dpd, dnnl_query_diff_src_md, 0), ARG_OUT_ACC));
-    TRY(dnnl_primitive_desc_create(&wpd, &wd, NULL, engine, c->fwd_pd));
+    TRY(dnnl_primitive_desc_create(&wpd, &wd, attr, engine, c->fwd_pd));
+    TRY(scratch_init(&c->w_scratch, wpd));
     TRY(dnnl_primitive_create(&c->bwd_wei, wpd));
     TRY(arg_init(&c->w_src, &c->src_md, Q(wpd, dnnl_query_src_md, 0), ARG_IN));
     TRY(arg_init(&c->w_ddst, &c->dst_md, Q(wpd, dnnl_query_diff_dst_md, 0), ARG_IN));
     TRY(arg_init(&c->w_dwei, &c->wei_md, Q(wpd, dnnl_query_diff_weights_md, 0), ARG_OUT_ACC));
     if (s->has_bias) TRY(arg_init(&c->w_dbias, &c->bias_md, Q(wpd, dnnl_query_diff_weights_md, 1), ARG_OUT_ACC));
 fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
     if (wpd) dnnl_primitive_desc_destroy(wpd);
     return st;
@@ -323,20 +356,29 @@ fail:
 
 /* Runs a primitive: inputs reordered in (unless `have` holds them already), outputs reordered
  * out (added in, for ARG_OUT_ACC), then waits. */
-/* Gives a separate prim buffer its memory for this step. */
-static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a)
+/* Gives a separate prim buffer its memory: for the step when a later call reuses it (the
+ * forward's reordered inputs), else for this call only. */
+static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a, int keep)
 {
     if (a->prim == a->user) return dnnl_success;
-    void *buf = nb_op_alloc(tp, a->bytes);
+    void *buf = keep ? nb_op_alloc(tp, a->bytes) : nb_op_scratch(tp, a->bytes);
     return buf ? dnnl_memory_set_data_handle(a->prim, buf) : dnnl_out_of_memory;
 }
 
-static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, int nin, const exec_in *in, int nout,
-                             const int *out_kind, dnn_arg **out, void **out_data)
+static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scratch, int keep, int nin,
+                             const exec_in *in, int nout, const int *out_kind, dnn_arg **out, void **out_data)
 {
-    dnnl_exec_arg_t args[8];
+    dnnl_exec_arg_t args[9];
     dnnl_status_t st = dnnl_success;
     int k = 0;
+    if (scratch) { /* the primitive's working memory, for this step only */
+        const dnnl_memory_desc_t *md;
+        TRY(dnnl_memory_get_memory_desc(scratch, &md));
+        void *buf = nb_op_scratch(tp, dnnl_memory_desc_get_size(md));
+        if (!buf) return dnnl_out_of_memory;
+        TRY(dnnl_memory_set_data_handle(scratch, buf));
+        args[k++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, scratch};
+    }
     for (int i = 0; i < nin; i++) {
         dnn_arg *a = in[i].arg;
         if (in[i].have && dnnl_memory_desc_equal(prim_md_of(in[i].have), prim_md_of(a))) {
@@ -344,13 +386,13 @@ static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, int nin, const exe
             continue;
         }
         TRY(dnnl_memory_set_data_handle(a->user, (void *)in[i].data));
-        TRY(bind_prim(tp, a));
+        TRY(bind_prim(tp, a, keep));
         TRY(run_reorder(a, 0));
         args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
     }
     for (int i = 0; i < nout; i++) {
         TRY(dnnl_memory_set_data_handle(out[i]->user, out_data[i]));
-        TRY(bind_prim(tp, out[i]));
+        TRY(bind_prim(tp, out[i], 0));
         args[k++] = (dnnl_exec_arg_t){out_kind[i], out[i]->prim};
     }
     TRY(dnnl_primitive_execute(p, stream, k, args));
@@ -420,7 +462,7 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
                            {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL}};
     dnn_arg *out[1] = {&c->f_dst};
     void *out_data[1] = {y->data};
-    dnnl_status_t st = execute(tp, c->fwd, b ? 3 : 2, in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
+    dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, 1, b ? 3 : 2, in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
     return st ? dnn_fail(tp, n, "forward", st) : NB_OK;
 }
 
@@ -474,20 +516,21 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
                                {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL}};
         dnn_arg *out[1] = {&c->d_dsrc};
         void *out_data[1] = {gx->data};
-        if ((st = execute(tp, c->bwd_data, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
+        if ((st = execute(tp, c->bwd_data, c->d_scratch, 0, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
             dnn_fail(tp, n, "backward data", st);
             return;
         }
     }
     if (gw || gb) { /* both are computed together; one the caller does not need goes to scratch */
-        nb_tensor *tw = gw ? gw : nb_empty(tp, w->dtype, w->ndim, w->shape);
-        nb_tensor *tb = !c->has_bias ? NULL : gb ? gb : nb_empty(tp, w->dtype, 1, n->in[2]->shape);
+        /* the gradient the caller does not need goes to scratch */
+        void *tw = gw ? gw->data : nb_op_scratch(tp, (size_t)nb_numel(w) * sizeof(float));
+        void *tb = !c->has_bias ? NULL : gb ? gb->data : nb_op_scratch(tp, (size_t)nb_numel(n->in[2]) * sizeof(float));
         if (!tw || (c->has_bias && !tb)) return;
         const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL},
                                {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
         dnn_arg *out[2] = {&c->w_dwei, &c->w_dbias};
-        void *out_data[2] = {tw->data, tb ? tb->data : NULL};
-        st = execute(tp, c->bwd_wei, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
+        void *out_data[2] = {tw, tb};
+        st = execute(tp, c->bwd_wei, c->w_scratch, 0, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
                      out_data);
         if (st) dnn_fail(tp, n, "backward weights", st);
     }
@@ -496,11 +539,13 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
 static nb_status bwd_conv(nb_tape *tp, nb_node *n)
 {
     const conv_aux *aux = n->saved;
+    nb_tensor *gy = n->out->grad, masked;
     if (aux->relu) { /* through the fused ReLU first: the gradient where the output is positive */
-        nb_tensor *g = nb_empty(tp, n->out->dtype, n->out->ndim, n->out->shape);
-        if (!g) return nb_tape_status(tp);
-        nb_ew(NB_EW_RELU_MASK, g, n->out->grad, n->out, NULL, 0, 0);
-        n->out->grad = g;
+        void *buf = nb_op_scratch(tp, (size_t)nb_numel(gy) * nb_dtype_size(gy->dtype));
+        if (!buf) return nb_tape_status(tp);
+        nb_tensor_wrap(&masked, gy->dtype, gy->ndim, gy->shape, buf);
+        nb_ew(NB_EW_RELU_MASK, &masked, gy, n->out, NULL, 0, 0);
+        n->out->grad = &masked; /* for this call, which the scratch lives for */
     }
     nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1);
     nb_tensor *gb = n->nin > 2 ? nb_op_grad(tp, n, 2) : NULL;
@@ -508,6 +553,7 @@ static nb_status bwd_conv(nb_tape *tp, nb_node *n)
         bwd_f64(tp, n, gx, gw, gb);
     else
         bwd_f32(tp, n, gx, gw, gb);
+    n->out->grad = gy;
     return nb_tape_status(tp);
 }
 

@@ -17,9 +17,11 @@ static int use_bf16(nb_tape *tp, const nb_tensor *y)
     return y->dtype == NB_F32 && nb_tape_precision(tp) == NB_PREC_BF16;
 }
 
-static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t)
+/* keep: for the backward too (the step's arena), else for this call (scratch) */
+static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t, int keep)
 {
-    uint16_t *h = nb_op_alloc(tp, (size_t)nb_numel(t) * sizeof *h);
+    const size_t bytes = (size_t)nb_numel(t) * sizeof(uint16_t);
+    uint16_t *h = keep ? nb_op_alloc(tp, bytes) : nb_op_scratch(tp, bytes);
     if (h) nb__to_bf16(t->data, h, nb_numel(t));
     return h;
 }
@@ -34,7 +36,7 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
     const int64_t M = y->shape[0], O = y->shape[1], I = x->shape[1];
     if (use_bf16(tp, y)) {
         lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
-        if (!h || !(h->x = to_bf16(tp, x)) || !(h->w = to_bf16(tp, w))) return nb_tape_status(tp);
+        if (!h || !(h->x = to_bf16(tp, x, 1)) || !(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
         n->saved = h;
         return nb__mm(tp, "linear", NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
     }
@@ -54,7 +56,7 @@ static nb_status bwd_linear(nb_tape *tp, nb_node *n)
     nb_status st = NB_OK;
     if (n->saved) { /* bf16: dY rounded once for both products, accumulated in f32 */
         const lin_bf16 *h = n->saved;
-        uint16_t *g = to_bf16(tp, gy);
+        uint16_t *g = to_bf16(tp, gy, 0);
         if (!g) return nb_tape_status(tp);
         if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, 1, 0, gx->data);
         if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, 1, 0, gw->data);

@@ -122,6 +122,11 @@ NB_API nb_tensor *nb_op_grad(nb_tape *tp, const nb_node *n, int i);
  * saves for backward, scratch buffers. NULL with the tape's error set when out of memory.
  * @note The tape owns the memory: never free it; it is gone at nb_tape_reset or nb_tape_free. */
 NB_API void *nb_op_alloc(nb_tape *tp, size_t bytes);
+/** Memory for the current forward or backward call only (64-byte aligned, uninitialised): it is
+ * reused by the next op's call, so a step's peak memory holds one op's temporaries, not all of
+ * them. For buffers nothing reads after the call returns (reorders, workspaces).
+ * @return NULL with the tape's error set when out of memory. */
+NB_API void *nb_op_scratch(nb_tape *tp, size_t bytes);
 
 /** Records node i (0 = oldest) of the tape since the last reset, or NULL when i is out of range.
  * For tests and tools that look at what a computation recorded.
