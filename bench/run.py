@@ -167,10 +167,12 @@ def main():
     # the loss-equivalence row: the full MLP recipe for --epochs, once each, same seed
     curves = {}
     for side, cmd in (("nabla", nabla_cmd(args.build, "mlp", args.epochs, 2, [])),
+                      ("nabla_bf16", nabla_cmd(args.build, "mlp", args.epochs, 2, ["--precision", "bf16"])),
                       ("torch", torch_cmd("mlp", args.epochs, 2, []))):
         rows, _ = run_json(cmd, env)
         curves[side] = [r["test_loss"] for r in rows if "test_loss" in r]
-        add(("mlp", 2, "rss_full_mb"), side, next(r for r in rows if r.get("summary"))["peak_rss_mb"])
+        if side != "nabla_bf16":
+            add(("mlp", 2, "rss_full_mb"), side, next(r for r in rows if r.get("summary"))["peak_rss_mb"])
 
     lines = []
     w = lines.append
@@ -262,7 +264,7 @@ def main():
     w("")
     w("| epoch | " + " | ".join(str(i + 1) for i in range(len(curves.get('nabla', [])))) + " |")
     w("|---|" + "---|" * len(curves.get("nabla", [])))
-    for side, name in (("nabla", "nabla"), ("torch", "PyTorch")):
+    for side, name in (("nabla", "nabla"), ("nabla_bf16", "nabla, bf16"), ("torch", "PyTorch")):
         w(f"| {name} | " + " | ".join(f"{v:.2f}" for v in curves.get(side, [])) + " |")
     if curves.get("nabla") and curves.get("torch"):
         n, t = curves["nabla"][-1], curves["torch"][-1]
@@ -270,6 +272,9 @@ def main():
         w(f"After {len(curves['nabla'])} epochs: nabla {n:.2f}, PyTorch {t:.2f} nats "
           f"({100 * (n - t) / t:+.2f}%). The two draw different random numbers (initialisation, "
           f"shuffling, ε), so single runs differ by their seed noise.")
+    if curves.get("nabla") and curves.get("nabla_bf16"):
+        n, b = curves["nabla"][-1], curves["nabla_bf16"][-1]
+        w(f"bf16 against f32, the same seed and draws: {b:.2f} against {n:.2f} nats ({100 * (b - n) / n:+.2f}%).")
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
