@@ -78,7 +78,9 @@ static void test_loss_value(void)
     nb_rng r = nb_rng_seed(5);
     for (int i = 0; i < B * D; i++) x[i] = 0.05 + 0.9 * nb_rng_uniform1(&r);
     for (int i = 0; i < B * Z; i++) eps[i] = 2 * nb_rng_uniform1(&r) - 1;
-    const double cases[][2] = {{1, 0}, {4, 0}, {1, 0.5}, {1, 5.0}}; /* beta, free bits */
+    /* beta, free bits: 0.15 lies between the two dims' KL (0.17 and 0.14), so the floor must be
+     * per dimension, not on their total */
+    const double cases[][2] = {{1, 0}, {4, 0}, {1, 0.15}, {1, 0.5}, {1, 5.0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         nb_tape *tp = nb_tape_new();
         nb_tensor *xt = nb_tensor_from(tp, NB_F64, NB_SHAPE(B, D), x, B * D);
@@ -131,6 +133,85 @@ static void test_kl_per_dimension(void)
     nb_params_free(ps);
 }
 
+/* Active units: the dims whose posterior mean varies over the data by more than 0.01 (Burda et
+ * al.), at encoder scales that put one variance on each side of that line. */
+static void test_active_units(void)
+{
+    nb_params *ps;
+    nb_model m = make(NB_VAE, &ps);
+    uint8_t px[40 * D], lab[40];
+    nb_dataset ds = tiny(px, lab, 40);
+    nb_tensor *w = nb_params_find(ps, "enc.mu.weight");
+    double keep[Z * H];
+    for (int i = 0; i < Z * H; i++) keep[i] = nb_get(w, i);
+    const double scales[] = {0.05, 0.2, 0.5, 1, 2, 4};
+    int agree = 1, straddled = 0;
+    for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+        for (int i = 0; i < Z * H; i++) nb_set(w, i, keep[i] * scales[k]);
+        nb_eval e;
+        nb_model_evaluate(&m, &ds, 16, NB_BIN_NONE, NULL, 1, &e);
+        double s1[Z] = {0}, s2[Z] = {0};
+        nb_tape *tp = nb_tape_new();
+        for (int i = 0; i < 40; i++) {
+            nb_tape_reset(tp);
+            nb_tensor *x, *y, *mu, *lv;
+            nb_model_batch(tp, &m, &ds, (const int64_t[]){i}, 1, NB_BIN_NONE, NULL, &x, &y);
+            nb_model_encode(tp, &m, x, NULL, &mu, &lv);
+            for (int j = 0; j < Z; j++) s1[j] += nb_get(mu, j) / 40, s2[j] += nb_get(mu, j) * nb_get(mu, j) / 40;
+        }
+        nb_tape_free(tp);
+        int want = 0;
+        for (int j = 0; j < Z; j++) {
+            const double var = s2[j] - s1[j] * s1[j];
+            want += var > 0.01;
+            straddled |= var > 0.01 && var < 0.1;
+        }
+        agree &= e.active_units == want;
+    }
+    ok(agree && straddled, "active units count the dims whose mean varies by more than 0.01, at every scale "
+       "(one of them between 0.01 and 0.1: %s)", straddled ? "yes" : "no");
+    nb_params_free(ps);
+}
+
+/* Each corruption does what its name says, in proportion to its parameter. */
+static void test_corruptions(void)
+{
+    nb_tape *tp = nb_tape_new();
+    nb_rng r = nb_rng_seed(4);
+    const int64_t N = 64, Hh = 16, W = 16, n = N * Hh * W;
+    nb_tensor *ones = nb_full(tp, NB_F64, NB_SHAPE(N, Hh * W), 1.0), *half = nb_full(tp, NB_F64, NB_SHAPE(N, Hh * W), 0.5);
+    nb_corruption c;
+    int64_t zeros = 0, salt = 0, pepper = 0, blocked = 0;
+    double moved = 0, sq = 0;
+    nb_corruption_parse(&c, "dropout:0.2");
+    nb_tensor *y = nb_corrupt(tp, &c, ones, 1, (int)Hh, (int)W, &r);
+    for (int64_t i = 0; y && i < n; i++) zeros += nb_get(y, i) == 0;
+    ok(y && fabs((double)zeros / n - 0.2) < 0.02, "dropout:0.2 zeroes a fifth of the pixels (%.3f)", (double)zeros / n);
+    nb_corruption_parse(&c, "saltpepper:0.1");
+    y = nb_corrupt(tp, &c, half, 1, (int)Hh, (int)W, &r);
+    for (int64_t i = 0; y && i < n; i++) salt += nb_get(y, i) == 1, pepper += nb_get(y, i) == 0;
+    ok(y && fabs((double)salt / n - 0.05) < 0.01 && fabs((double)pepper / n - 0.05) < 0.01,
+       "saltpepper:0.1 sets 5%% of the pixels to 1 and 5%% to 0 (%.3f, %.3f)", (double)salt / n, (double)pepper / n);
+    nb_corruption_parse(&c, "gaussian:0.1");
+    y = nb_corrupt(tp, &c, half, 1, (int)Hh, (int)W, &r);
+    for (int64_t i = 0; y && i < n; i++) moved += (nb_get(y, i) - 0.5) / n, sq += (nb_get(y, i) - 0.5) * (nb_get(y, i) - 0.5) / n;
+    ok(y && fabs(moved) < 0.005 && fabs(sqrt(sq) - 0.1) < 0.005, "gaussian:0.1 adds noise of standard deviation 0.1 "
+       "(mean %.4f, sd %.4f)", moved, sqrt(sq));
+    nb_corruption_parse(&c, "block:5");
+    y = nb_corrupt(tp, &c, ones, 1, (int)Hh, (int)W, &r);
+    for (int64_t i = 0; y && i < n; i++) blocked += nb_get(y, i) == 0;
+    ok(y && blocked == N * 25, "block:5 zeroes one 5x5 square per image (%lld of %lld)", (long long)blocked, (long long)(N * 25));
+    nb_corruption_parse(&c, "blur:1");
+    nb_tensor *dot = nb_zeros(tp, NB_F64, NB_SHAPE(1, Hh * W));
+    nb_set(dot, 8 * W + 8, 1);
+    y = nb_corrupt(tp, &c, dot, 1, (int)Hh, (int)W, &r);
+    double total = 0;
+    for (int64_t i = 0; y && i < Hh * W; i++) total += nb_get(y, i);
+    ok(y && fabs(total - 1) < 1e-9 && nb_get(y, 8 * W + 8) < 0.25 && nb_get(y, 8 * W + 9) > 0.05,
+       "blur:1 spreads a dot over its neighbours and keeps its mass (%.4f at the centre)", y ? nb_get(y, 8 * W + 8) : 0);
+    nb_tape_free(tp);
+}
+
 static void test_denoiser_judged_on_noise(void)
 {
     nb_params *ps;
@@ -177,6 +258,8 @@ int main(void)
 {
     test_loss_value();
     test_kl_per_dimension();
+    test_active_units();
+    test_corruptions();
     test_denoiser_judged_on_noise();
     test_conditional_decoder();
     return tap_done();

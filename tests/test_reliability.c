@@ -54,6 +54,8 @@ static void test_numbers(void)
     ok(nb_train_set(&c, "lr", "1e309") == NB_ERR_ARG, "--lr 1e309 (inf once parsed) is refused: %s", nb_last_error());
     ok(nb_train_set(&c, "conv-channels", "1073741824") == NB_ERR_ARG && has("1 to 1024") && c.model.conv2 == 64,
        "conv-channels 2^30 is refused before doubling it: %s", nb_last_error());
+    ok(nb_train_set(&c, "lr", "-0.1") == NB_ERR_ARG && has("from 0 to") && nb_train_set(&c, "momentum", "1.5") == NB_ERR_ARG,
+       "a negative learning rate and a momentum of 1.5 are out of range: %s", nb_last_error());
     ok(nb_train_set(&c, "latent", "-3") == NB_ERR_ARG && nb_train_set(&c, "batch", "0") == NB_ERR_ARG,
        "a negative latent size and an empty batch are refused: %s", nb_last_error());
     ok(nb_train_set(&c, "seed", "18446744073709551615") == NB_OK && c.seed == UINT64_MAX &&

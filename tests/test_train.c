@@ -164,6 +164,33 @@ static void test_conv_determinism(void)
        ok_runs ? "parameters and optimizer state compared" : nb_last_error());
 }
 
+static void keep_log(const nb_epoch_log *l, void *ctx) { *(nb_epoch_log *)ctx = *l; }
+
+/* What the trainer reports: a denoiser tested on corrupted inputs, as it trained; beta rising
+ * over the warm-up. */
+static void test_epoch_log(void)
+{
+    nb_train_cfg c = small("dae");
+    nb_train_set(&c, "model", "dae"), nb_train_set(&c, "corrupt", "dropout:0.5");
+    nb_epoch_log log = {0};
+    nb_trainer *t = nb_trainer_new(&c, NULL);
+    const int ran = t && !nb_trainer_run(t, &(nb_train_hooks){.on_epoch = keep_log, .ctx = &log});
+    nb_eval clean = {0};
+    if (ran) nb_model_evaluate(nb_trainer_model(t), nb_trainer_data(t, 1), 256, NB_BIN_NONE, NULL, 1, &clean);
+    /* (clean inputs are no easier: the model never saw them, and their ink is twice as dense) */
+    ok(ran && log.epoch == 1 && fabs(log.test.recon - clean.recon) > 0.02 * clean.recon,
+       "a denoiser's test loss is on corrupted inputs, as it trained: %.2f, against %.2f on clean ones",
+       log.test.recon, clean.recon);
+    nb_trainer_free(t);
+
+    nb_train_cfg w = small("warm");
+    nb_train_set(&w, "kl-warmup", "2");
+    t = nb_trainer_new(&w, NULL);
+    const int warm = t && !nb_trainer_run(t, &(nb_train_hooks){.on_epoch = keep_log, .ctx = &log});
+    ok(warm && log.beta > 0.4 && log.beta < 0.55, "after 1 of 2 warm-up epochs beta is about 0.5 (%.3f)", log.beta);
+    nb_trainer_free(t);
+}
+
 static void test_nan_guard(void)
 {
     /* epoch 1 trains normally; the schedule then multiplies the rate by 1e12 and it diverges */
@@ -260,6 +287,7 @@ int main(void)
     test_every_model_learns();
     test_resume_and_determinism();
     test_nan_guard();
+    test_epoch_log();
     test_conv_determinism();
     test_atomic_checkpoint();
     char cmd[300];
