@@ -17,11 +17,23 @@ extern "C" {
 typedef struct nb_rng {
     uint64_t key;
     uint64_t counter; /* next unused 128-bit block */
+    int64_t row0, rows; /* a shard of a batch's draws (nb_rng_shard); rows 0: none */
 } nb_rng;
 
 NB_API nb_rng nb_rng_seed(uint64_t seed);
-/* An independent stream derived from r and a stream id (e.g. one per data loader, per epoch). */
+/* An independent stream derived from r and a stream id (e.g. one per data loader, per epoch).
+ * The fork has no shard, whatever r has. */
 NB_API nb_rng nb_rng_fork(const nb_rng *r, uint64_t stream);
+
+/* Makes r draw one shard of a batch: rows [first, first + n) of a batch of total rows, where a
+ * row is dim 0 of the filled tensor (an example) and n is that dim. Each fill (nb_rng_uniform,
+ * nb_rng_normal, nb_rng_bernoulli) then gives exactly the values those rows get from the fill
+ * of the whole (total, ...) tensor, skipping ahead to them, and advances r as that whole fill
+ * does; so several processes, each with its own rows, draw between them what one process draws
+ * for the whole batch (nabla/dist.h). Scalar draws (nb_rng_u32, ...) are unaffected. A shard
+ * that reaches past total rows draws as if the batch were first + n rows long. NB_ERR_ARG when
+ * first < 0 or total < 1; total = 0 with first = 0 removes the shard. */
+NB_API nb_status nb_rng_shard(nb_rng *r, int64_t first, int64_t total);
 
 NB_API uint32_t nb_rng_u32(nb_rng *r);
 NB_API double nb_rng_uniform1(nb_rng *r); /* [0, 1), 53 bits */
