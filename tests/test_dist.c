@@ -1,15 +1,21 @@
 /* tests/test_dist.c — data-parallel training (nabla/dist.h).
  *
  *   test_dist          one rank: a NULL nb_dist, argument checks, nabla without MPI
- *   test_dist --mpi    under `mpirun -np 2`: the collectives, a communicator of the caller's
+ *   test_dist --mpi    under `mpirun -np 2`: the collectives, a communicator of the caller's, and
+ *                      the trainer: 20 steps on 2 ranks against one process, unequal shards with
+ *                      every kind of noise, resume, a failure on one rank, a failed save
  *
  * Under mpirun both ranks run every check; rank 0 prints the TAP lines, and a check that one
- * rank decides alone is first agreed between the ranks (all_ranks).
+ * rank decides alone is first agreed between the ranks (all_ranks). Each rank trains its own
+ * single-process reference at the same time as the other, so that no rank waits idle.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #if NB_TEST_MPI
 #include <mpi.h>
 #endif
@@ -116,12 +122,172 @@ static void test_noise_shards(void)
 }
 
 #if NB_TEST_MPI
+static const char *data_dir = "/usr/share/datasets/fashion-mnist";
+static char tmp[256];
+
 /* cond on every rank */
 static int all_ranks(nb_dist *d, int cond)
 {
     double v = cond != 0;
     nb_dist_sum(d, &v, 1);
     return v == nb_dist_size(d);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- training on the ranks ----------------------------------------------------------------- */
+
+static nb_train_cfg small(const char *out, int64_t train, int64_t batch, int epochs)
+{
+    nb_train_cfg c = nb_train_defaults();
+    snprintf(c.data, sizeof c.data, "%s", data_dir);
+    snprintf(c.out, sizeof c.out, "%s/%s", tmp, out);
+    c.train_size = train, c.test_size = 300, c.batch = batch, c.epochs = epochs, c.progress = 0, c.threads = 1;
+    return c;
+}
+
+static nb_status train(nb_train_cfg c, const char *resume, nb_dist *d)
+{
+    nb_trainer *t = nb_trainer_new_dist(&c, resume, d);
+    if (!t) return NB_ERR_ARG;
+    nb_status st = nb_trainer_run(t, NULL);
+    nb_trainer_free(t);
+    return st;
+}
+
+/* ‖a - b‖ / ‖a‖ over the parameters (optimizer state too when optim) of two checkpoints; -1
+ * when they cannot be compared. */
+static double rel_diff(const char *a, const char *b, int optim)
+{
+    nb_safetensors *fa = NULL, *fb = NULL;
+    if (nb_st_open(&fa, a) || nb_st_open(&fb, b)) {
+        nb_st_close(fa);
+        return -1;
+    }
+    double num = 0, den = 0;
+    int comparable = nb_st_count(fa) == nb_st_count(fb);
+    for (int i = 0; comparable && i < nb_st_count(fa); i++) {
+        const char *name = nb_st_name(fa, i);
+        if (!optim && !strncmp(name, "optim.", 6)) continue;
+        nb_tensor x, y;
+        comparable = !nb_st_get(fa, name, &x) && !nb_st_get(fb, name, &y) && nb_same_shape(&x, &y);
+        for (int64_t j = 0; comparable && j < nb_numel(&x); j++) {
+            const double u = nb_get(&x, j), v = nb_get(&y, j);
+            num += (u - v) * (u - v), den += u * u;
+        }
+    }
+    nb_st_close(fa);
+    nb_st_close(fb);
+    return comparable ? sqrt(num / (den > 0 ? den : 1)) : -1;
+}
+
+static const char *ckpt(const nb_train_cfg *c, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/checkpoint.safetensors", c->out);
+    return buf;
+}
+
+/* N ranks at global batch B against one process at batch B, each rank training the reference
+ * alone at the same time (into its own directory). */
+static void same_trajectory(nb_dist *d, const char *what, nb_train_cfg c, double tol)
+{
+    char ref[64], a[600], b[600];
+    snprintf(ref, sizeof ref, "ref%d", nb_dist_rank(d));
+    nb_train_cfg alone = c;
+    snprintf(alone.out, sizeof alone.out, "%s/%s", tmp, ref);
+    const int ran = all_ranks(d, train(alone, NULL, NULL) == NB_OK);
+    const int ran_d = ran && train(c, NULL, d) == NB_OK; /* agreed by the trainer */
+    const double r = ran_d && !nb_dist_rank(d) ? rel_diff(ckpt(&alone, a, sizeof a), ckpt(&c, b, sizeof b), 0) : -1;
+    ok(ran_d && r >= 0 && r <= tol, "%s on %d ranks follows one process: parameters within %.2g relative (%s)",
+       what, nb_dist_size(d), r, ran_d ? "compared" : nb_last_error());
+}
+
+static void test_trajectory(nb_dist *d)
+{
+    /* the MLP VAE, 20 steps at global batch 128: shards of 64 */
+    same_trajectory(d, "the MLP VAE, 20 steps at batch 128,", small("vae", 2560, 128, 1), 1e-5);
+    /* unequal shards (51 and 50, then 46 and 45) and every kind of noise: dynamic binarisation, all
+     * five corruptions (the block's places drawn per example), the reparameterisation */
+    nb_train_cfg c = small("noise", 1000, 101, 1);
+    const char *kv[] = {"model", "vae", "binarize", "dynamic", "corrupt", "gaussian:0.2,dropout:0.3,blur:1,block:8,saltpepper:0.05"};
+    for (int i = 0; i < 6; i += 2) nb_train_set(&c, kv[i], kv[i + 1]);
+    same_trajectory(d, "a VAE with dynamic binarisation and five corruptions, batches of 101 and 91,", c, 1e-5);
+    nb_train_cfg cv = small("cvae", 640, 64, 1);
+    nb_train_set(&cv, "model", "cvae");
+    nb_train_set(&cv, "arch", "conv");
+    same_trajectory(d, "the conv CVAE, 10 steps at batch 64,", cv, 1e-5);
+}
+
+static void test_resume(nb_dist *d)
+{
+    nb_train_cfg full = small("full", 1280, 128, 2), part = small("part", 1280, 128, 1);
+    char a[600], b[600], keep[600];
+    snprintf(keep, sizeof keep, "%s/after1.safetensors", part.out);
+    int ran = !train(full, NULL, d) && !train(part, NULL, d);
+    if (ran && !nb_dist_rank(d)) ran = !rename(ckpt(&part, b, sizeof b), keep);
+    ran = all_ranks(d, ran);
+    part.epochs = 2;
+    ran = ran && !train(part, keep, d);
+    const double r = ran && !nb_dist_rank(d) ? rel_diff(ckpt(&full, a, sizeof a), ckpt(&part, b, sizeof b), 1) : -1;
+    ok(ran && r == 0, "a run resumed on %d ranks after epoch 1 ends bit-identical to the uninterrupted one "
+       "(parameters and optimizer state; %s)", nb_dist_size(d), ran ? "compared" : nb_last_error());
+
+    /* each rank alone, on the checkpoint of 2 ranks */
+    nb_train_cfg alone = small("alone", 1280, 128, 2);
+    snprintf(alone.out + strlen(alone.out), sizeof alone.out - strlen(alone.out), "%d", nb_dist_rank(d));
+    nb_trainer *t = nb_trainer_new_dist(&alone, keep, NULL);
+    const char *msg = nb_last_error();
+    ok(all_ranks(d, !t && strstr(msg, "written by a run on 2 ranks, resumed on 1") && strstr(msg, "resume on 2")),
+       "resuming on another number of ranks is refused, saying why: %s", msg);
+    nb_trainer_free(t);
+}
+
+static void test_failures(nb_dist *d)
+{
+    /* rank 1 reads a truncated file: every rank stops with its message, at once */
+    char bad[400], cmd[4096];
+    snprintf(bad, sizeof bad, "%s/bad%d", tmp, nb_dist_rank(d));
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/t10k-* '%s'/ && head -c 100000 %s/train-images-idx3-ubyte.gz > "
+             "'%s'/train-images-idx3-ubyte.gz && cp %s/train-labels* '%s'/", bad, data_dir, bad, data_dir, bad, data_dir, bad);
+    const int made = system(cmd) == 0;
+    nb_train_cfg c = small("fail", 1280, 128, 1);
+    if (nb_dist_rank(d) == 1) snprintf(c.data, sizeof c.data, "%s", bad);
+    const double t0 = now();
+    nb_trainer *t = nb_trainer_new_dist(&c, NULL, d);
+    const double dt = now() - t0;
+    const char *msg = nb_last_error();
+    ok(all_ranks(d, made && !t && strstr(msg, "rank 1: ") && strstr(msg, "truncated") && dt < 10),
+       "a corrupt file on rank 1 stops every rank in %.2f s with its message: %s", dt, msg);
+    nb_trainer_free(t);
+
+    /* rank 0 cannot write the checkpoint (a directory has its name): every rank stops after epoch 1 */
+    nb_train_cfg s = small("save", 1280, 128, 2);
+    char path[600];
+    if (!nb_dist_rank(d)) mkdir(s.out, 0755), mkdir(ckpt(&s, path, sizeof path), 0755);
+    const nb_status st = train(s, NULL, d);
+    msg = nb_last_error();
+    ok(all_ranks(d, st == NB_ERR_IO && strstr(msg, "rank 0: ") && strstr(msg, "checkpoint.safetensors")),
+       "a failed save on rank 0 stops every rank: %s", msg);
+
+    /* the ranks must be given one run */
+    nb_train_cfg o = small("other", 1280, 128, 1);
+    if (nb_dist_rank(d) == 1) o.seed = 7;
+    t = nb_trainer_new_dist(&o, NULL, d);
+    msg = nb_last_error();
+    ok(all_ranks(d, !t && strstr(msg, "configuration") && strstr(msg, "rank 1")),
+       "ranks given different configurations refuse to start: %s", msg);
+    nb_trainer_free(t);
+    nb_train_cfg fb = small("fb", 1280, 128, 1);
+    fb.free_bits = 0.1;
+    t = nb_trainer_new_dist(&fb, NULL, d);
+    msg = nb_last_error();
+    ok(all_ranks(d, !t && strstr(msg, "--free-bits")), "--free-bits is refused on several ranks: %s", msg);
+    nb_trainer_free(t);
 }
 
 static void test_collectives(nb_dist *d)
@@ -190,6 +356,21 @@ int main(int argc, char **argv)
     }
     if (nb_dist_rank(d)) freopen("/dev/null", "w", stdout); /* rank 0 prints the TAP lines */
     test_collectives(d);
+    if (access(data_dir, R_OK)) {
+        ok(1, "# SKIP %s not installed (scripts/setup.sh installs it)", data_dir);
+    } else {
+        /* one directory for both ranks: mpirun is the parent of both */
+        snprintf(tmp, sizeof tmp, "/tmp/nb_dist_%ld", (long)getppid());
+        if (!nb_dist_rank(d)) mkdir(tmp, 0755);
+        nb_dist_agree(d, NB_OK);
+        test_trajectory(d);
+        test_resume(d);
+        test_failures(d);
+        nb_dist_agree(d, NB_OK);
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (!nb_dist_rank(d) && system(cmd)) tap_diag("could not remove %s", tmp);
+    }
     const int rc = tap_done(), rank = nb_dist_rank(d);
     nb_dist_free(d);
     return rank ? 0 : rc;
