@@ -196,6 +196,11 @@ def main():
           f"({100 * (n - t) / t:+.2f}%). The two draw different random numbers (initialisation, "
           f"shuffling, ε), so single runs differ by their seed noise.")
     text = "\n".join(lines) + "\n"
+    # the section bench/dist.py writes (data-parallel training) stays as it was
+    old = open(args.out).read() if os.path.exists(args.out) else ""
+    dist = "\n## Data-parallel training on MPI"
+    if dist in old:
+        text += dist + old.split(dist, 1)[1]
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
