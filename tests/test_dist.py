@@ -4,7 +4,8 @@
 On 2 ranks of one machine: rank 0 alone prints and writes, the checkpoint records its ranks; a
 corrupt data file given to rank 1 makes both ranks exit non-zero within 10 s with rank 1's
 message; a run resumed under mpirun ends bit-identical to the uninterrupted one; the checkpoint
-of 2 ranks is refused by a single process, saying why. Prints TAP; with --skip, the reason.
+of 2 ranks is refused by a single process, saying why; with --example, docs/examples/dist_mlp
+ends at the same loss alone and on 2 ranks. Prints TAP; with --skip, the reason.
 """
 import argparse
 import json
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--skip")
     ap.add_argument("--mpirun")
     ap.add_argument("--nabla")
+    ap.add_argument("--example")
     a = ap.parse_args()
     if a.skip or not a.nabla:
         print(f"1..0 # SKIP {a.skip or 'no nabla program (-Dapps=false)'}")
@@ -122,6 +124,15 @@ def main():
                            os.path.join(part, "checkpoint.safetensors"), ranks=0)
         ok(r4 == 1 and "written by a run on 2 ranks, resumed on 1" in se,
            "one process refuses the checkpoint of 2 ranks, saying why", se)
+
+        if a.example:  # docs/examples/dist_mlp.c: a model of one's own, alone and on 2 ranks
+            runs = [subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+                    for cmd in ([a.example], mpirun + ["-np", "2", a.example])]
+            loss = [float(p.stdout.split("final loss")[1].split()[0]) if "final loss" in p.stdout else None
+                    for p in runs]
+            ok(all(p.returncode == 0 for p in runs) and None not in loss and abs(loss[0] - loss[1]) <= 1e-4 * loss[0],
+               f"docs/examples/dist_mlp: one process and 2 ranks end at the same loss ({loss})",
+               runs[0].stdout + runs[1].stdout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"1..{n}")
