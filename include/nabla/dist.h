@@ -78,7 +78,7 @@ NB_API nb_status nb_dist_sum(nb_dist *d, double *v, int64_t n);
 /* Agrees on an outcome: every rank passes its own status (and, when it is an error, has its
  * message in nb_last_error). Returns NB_OK on every rank when every rank passed NB_OK; else, on
  * every rank, the lowest failing rank's status, with its message as "rank 1: <message>" in
- * nb_last_error. Call it wherever one rank may fail alone, so that no rank waits for ever in
+ * nb_last_error (one rank keeps its status and message as they are). Call it wherever one rank may fail alone, so that no rank waits for ever in
  * the next collective while another has stopped. */
 NB_API nb_status nb_dist_agree(nb_dist *d, nb_status st);
 /* NB_OK when data[0..bytes) holds the same bytes on every rank (compared by a 64-bit hash);
