@@ -1,5 +1,6 @@
 /* apps/cmd_train.c — `nabla train`: trains any model, writes checkpoints, metrics.csv and the
- * loss curves drawn from that CSV after every epoch. */
+ * loss curves drawn from that CSV after every epoch. Under mpirun the ranks train one model
+ * data-parallel (nabla/dist.h); rank 0 alone prints and writes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,7 @@ static void on_epoch(const nb_epoch_log *l, void *p)
     if (draw_curves(c->cfg->out)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
 }
 
-static void describe(const nb_trainer *t)
+static void describe(const nb_trainer *t, const nb_dist *d)
 {
     const nb_train_cfg *c = nb_trainer_cfg(t);
     const nb_model_cfg *m = &c->model;
@@ -93,6 +94,18 @@ static void describe(const nb_trainer *t)
     printf("%d epochs, batch %lld, %s lr %g, seed %llu, %d threads; writing to %s/\n", c->epochs,
            (long long)c->batch, (const char *[]){"SGD", "Adam", "AdamW", "Adagrad"}[c->optim.kind], c->optim.lr,
            (unsigned long long)c->seed, nb_get_threads(), c->out);
+    if (nb_dist_size(d) > 1)
+        printf("data-parallel on %d ranks (%d on this node), %d threads each: about %lld examples of every batch "
+               "per rank\n", nb_dist_size(d), nb_dist_local_size(d), nb_get_threads(),
+               (long long)((c->batch + nb_dist_size(d) - 1) / nb_dist_size(d)));
+}
+
+/* The run's end under MPI, on rank 0: the time the ranks spent summing gradients. */
+static void report_allreduce(const nb_dist *d)
+{
+    int64_t calls;
+    const double s = nb_dist_allreduce_seconds(d, &calls);
+    if (calls) printf("all-reduce of the gradients: %lld calls, %.3f ms each\n", (long long)calls, 1e3 * s / (double)calls);
 }
 
 int cmd_train(int argc, char **argv)
@@ -103,12 +116,21 @@ int cmd_train(int argc, char **argv)
                        "loss_curve.png and checkpoint.safetensors (after every epoch) into --out.",
                        flags, 1, &cfg, 1);
     if (rc) return rc < 0 ? APP_OK : rc;
-    nb_trainer *t = nb_trainer_new(&cfg, app_flag_str(flags, 1, "resume"));
-    if (!t) return app_fail("train", NULL);
-    describe(t);
-    const nb_train_cfg *c = nb_trainer_cfg(t);
-    train_ctx ctx = {c, nb_model_is_vae(nb_trainer_model(t)), c->progress < 0 ? isatty(2) : c->progress};
-    nb_status st = nb_trainer_run(t, &(nb_train_hooks){on_step, on_epoch, &ctx});
-    nb_trainer_free(t);
-    return st ? app_fail("train", NULL) : APP_OK;
+    nb_dist *d; /* NULL unless started by mpirun */
+    if (nb_dist_init_env(&d)) return app_fail("train", NULL);
+    /* every rank fails together (the library agrees on each outcome); rank 0 says why */
+    const int lead = nb_dist_rank(d) == 0;
+    nb_trainer *t = nb_trainer_new_dist(&cfg, app_flag_str(flags, 1, "resume"), d);
+    nb_status st = t ? NB_OK : NB_ERR_ARG;
+    if (t) {
+        if (lead) describe(t, d);
+        const nb_train_cfg *c = nb_trainer_cfg(t);
+        train_ctx ctx = {c, nb_model_is_vae(nb_trainer_model(t)), c->progress < 0 ? isatty(2) : c->progress};
+        st = nb_trainer_run(t, &(nb_train_hooks){on_step, on_epoch, &ctx});
+        if (!st && lead) report_allreduce(d);
+        nb_trainer_free(t);
+    }
+    if (st && lead) app_fail("train", NULL);
+    nb_dist_free(d);
+    return st ? APP_FAIL : APP_OK;
 }

@@ -95,7 +95,8 @@ nb_tensor *nb_corrupt(nb_tape *tp, const nb_corruption *c, nb_tensor *x, int cha
         return NULL;
     }
     nb_tensor *y = nb_empty(tp, x->dtype, x->ndim, x->shape);
-    nb_tensor *v = nb_empty(tp, NB_F64, NB_SHAPE(n)), *u = nb_empty(tp, NB_F64, NB_SHAPE(n));
+    /* u holds the draws, one row per image: a shard of a batch (nb_rng_shard) draws its rows */
+    nb_tensor *v = nb_empty(tp, NB_F64, NB_SHAPE(n)), *u = nb_empty(tp, NB_F64, NB_SHAPE(B, D));
     nb_tensor *tmp = nb_empty(tp, NB_F64, NB_SHAPE((int64_t)height * width));
     if (!y || !v || !u || !tmp) return NULL;
     double *p = v->data, *r = u->data;
@@ -127,9 +128,13 @@ nb_tensor *nb_corrupt(nb_tape *tp, const nb_corruption *c, nb_tensor *x, int cha
             break;
         case NB_CORRUPT_BLOCK: {
             const int kh = (int)a < height ? (int)a : height, kw = (int)a < width ? (int)a : width;
-            for (int64_t b = 0; b < B; b++) {
+            /* a shard draws the places of the whole batch, in order, and keeps its own */
+            const int64_t lo = rng->rows ? rng->row0 : 0, all = rng->rows > lo + B ? rng->rows : lo + B;
+            for (int64_t g = 0; g < all; g++) {
                 const int y0 = (int)nb_rng_below(rng, (uint64_t)(height - kh + 1));
                 const int x0 = (int)nb_rng_below(rng, (uint64_t)(width - kw + 1));
+                const int64_t b = g - lo;
+                if (b < 0 || b >= B) continue;
                 for (int ch = 0; ch < channels; ch++)
                     for (int yy = y0; yy < y0 + kh; yy++)
                         for (int xx = x0; xx < x0 + kw; xx++)

@@ -15,18 +15,27 @@ static nb_status tape_error(nb_tape *tp, const char *what)
 nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
                             const nb_corruption *corrupt, uint64_t seed, nb_eval *e)
 {
-    memset(e, 0, sizeof *e);
+    return nb_model_evaluate_dist(m, ds, batch, bin, corrupt, seed, NULL, e);
+}
+
+/* The sums an evaluation is made of, over every image: */
+enum { ACC_N, ACC_RECON, ACC_KL, ACC_SE, ACC_DIMS }; /* then Σμ, Σμ² and ΣKL per latent dim */
+
+/* The batches k with k % ranks == rank, summed into acc. Every batch draws from its own stream
+ * fork(seed, k), so which rank evaluates it changes nothing. */
+static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
+                               const nb_corruption *corrupt, uint64_t seed, const nb_dist *dist, double *acc)
+{
     const int d = m->cfg.latent, vae = nb_model_is_vae(m);
-    e->latent = d;
+    double *mu_sum = acc + ACC_DIMS, *mu_sq = mu_sum + d, *kl_dim = mu_sq + d;
     nb_batcher bt;
     if (nb_batcher_init(&bt, ds, batch, 0, seed)) return NB_ERR_NOMEM;
     nb_tape *tp = nb_tape_new();
-    double *mu_sum = calloc((size_t)d, sizeof *mu_sum), *mu_sq = calloc((size_t)d, sizeof *mu_sq);
-    double *kl_dim = calloc((size_t)d, sizeof *kl_dim);
-    nb_status st = tp && mu_sum && mu_sq && kl_dim ? NB_OK : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
+    nb_status st = tp ? NB_OK : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
     nb_rng base = nb_rng_seed(seed);
     const int64_t *idx;
     for (int64_t b, step = 0; !st && (b = nb_batcher_next(&bt, &idx)) > 0; step++) {
+        if (step % nb_dist_size(dist) != nb_dist_rank(dist)) continue;
         nb_tape_reset(tp);
         nb_tape_set_grad(tp, 0);
         nb_rng rng = nb_rng_fork(&base, (uint64_t)step);
@@ -47,10 +56,10 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
             st = tape_error(tp, "evaluate");
             break;
         }
-        e->mse += nb_get(se, 0);
+        acc[ACC_SE] += nb_get(se, 0);
         for (int64_t i = 0; i < b; i++) {
-            e->recon += nb_get(t.recon, i);
-            if (vae) e->kl += nb_get(t.kl, i);
+            acc[ACC_RECON] += nb_get(t.recon, i);
+            if (vae) acc[ACC_KL] += nb_get(t.kl, i);
             for (int j = 0; j < d; j++) {
                 const double mu = nb_get(t.mu, i * d + j);
                 mu_sum[j] += mu, mu_sq[j] += mu * mu;
@@ -60,11 +69,29 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
                 }
             }
         }
-        e->n += b;
+        acc[ACC_N] += (double)b;
     }
+    nb_tape_free(tp);
+    nb_batcher_free(&bt);
+    return st;
+}
+
+nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
+                                 const nb_corruption *corrupt, uint64_t seed, nb_dist *dist, nb_eval *e)
+{
+    memset(e, 0, sizeof *e);
+    const int d = m->cfg.latent;
+    e->latent = d;
+    const int64_t nacc = ACC_DIMS + 3 * (int64_t)d;
+    double *acc = calloc((size_t)nacc, sizeof *acc);
+    nb_status st = acc ? evaluate_part(m, ds, batch, bin, corrupt, seed, dist, acc)
+                       : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
+    /* every rank gets here, failed or not, and learns whether another failed */
+    if (!(st = nb_dist_agree(dist, st))) st = nb_dist_sum(dist, acc, nacc);
+    e->n = acc && !st ? (int64_t)acc[ACC_N] : 0;
     if (!st && e->n > 0) {
-        const double n = (double)e->n;
-        e->recon /= n, e->kl /= n, e->mse /= n;
+        const double n = (double)e->n, *mu_sum = acc + ACC_DIMS, *mu_sq = mu_sum + d, *kl_dim = mu_sq + d;
+        e->recon = acc[ACC_RECON] / n, e->kl = acc[ACC_KL] / n, e->mse = acc[ACC_SE] / n;
         e->elbo_loss = e->recon + e->kl;
         e->bits_per_dim = e->elbo_loss / ((double)m->in_dim * log(2.0));
         for (int j = 0; j < d; j++) {
@@ -73,9 +100,7 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
             if (j < 256) e->kl_dim[j] = kl_dim[j] / n;
         }
     }
-    free(mu_sum), free(mu_sq), free(kl_dim);
-    nb_tape_free(tp);
-    nb_batcher_free(&bt);
+    free(acc);
     return st;
 }
 

@@ -5,6 +5,11 @@
  * the stream fork(seed, s), and the data order of epoch e from fork(seed, e); nothing else is
  * random. So (parameters, optimizer state, seed, step) is the whole state of a run, a resumed
  * run continues bit for bit, and a run gives the same bits for the same seed and thread count.
+ *
+ * Data-parallel (nb_trainer_new_dist): every rank computes its shard of each batch, with the
+ * step's stream shared out by example (nb_rng_shard), so a rank draws what one process draws
+ * for those examples. Each step then makes three collectives on every rank, whatever happened:
+ * the gradient all-reduce, the loss sums, the agreement on the outcome; each epoch a few more.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,8 +32,12 @@ struct nb_trainer {
     nb_tape *tp;
     int epoch;    /* completed */
     int64_t step; /* optimizer steps taken */
-    FILE *csv;
+    FILE *csv;    /* rank 0 only */
+    nb_dist *dist;
 };
+
+/* Rank 0 writes the files and calls the hooks. */
+static int lead(const nb_trainer *t) { return nb_dist_rank(t->dist) == 0; }
 
 static double now_s(void)
 {
@@ -56,8 +65,9 @@ static const char *optim_key(char *buf, size_t size, const nb_optim *o, int k, c
     return buf;
 }
 
-nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
-                             int epoch, int64_t step)
+/* ranks: how many ranks wrote it; a run resumes only on as many */
+static nb_status ckpt_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
+                           int epoch, int64_t step, int ranks)
 {
     const int np = nb_params_count(ps), ns = o ? nb_optim_state_count(o) : 0;
     const int n = np * (1 + ns);
@@ -77,17 +87,24 @@ nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o, const
             names[j] = optim_key(keys[k * np + i], sizeof keys[0], o, k, nb_params_at(ps, i));
             ts[j] = nb_optim_state(o, k, i);
         }
-    char ep[32], sp[32], os[32], sd[32];
+    char ep[32], sp[32], os[32], sd[32], rk[32];
     snprintf(ep, sizeof ep, "%d", epoch);
+    snprintf(rk, sizeof rk, "%d", ranks);
     snprintf(sp, sizeof sp, "%lld", (long long)step);
     snprintf(os, sizeof os, "%lld", (long long)(o ? nb_optim_steps(o) : 0));
     snprintf(sd, sizeof sd, "%llu", (unsigned long long)cfg->seed);
-    const char *mk[] = {"format", "epoch", "step", "optim_steps", "seed", "config"};
-    const char *mv[] = {CKPT_FORMAT, ep, sp, os, sd, json};
-    st = nb_st_save(path, n, names, ts, 6, mk, mv);
+    const char *mk[] = {"format", "epoch", "step", "optim_steps", "seed", "config", "ranks"};
+    const char *mv[] = {CKPT_FORMAT, ep, sp, os, sd, json, rk};
+    st = nb_st_save(path, n, names, ts, 7, mk, mv);
 out:
     free(names), free(ts), free(keys), free(json);
     return st;
+}
+
+nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
+                             int epoch, int64_t step)
+{
+    return ckpt_save(path, ps, o, cfg, epoch, step, 1);
 }
 
 static nb_status ckpt_open(const char *path, nb_safetensors **f)
@@ -111,7 +128,8 @@ static int64_t meta_int(const nb_safetensors *f, const char *key)
     return v ? strtoll(v, NULL, 10) : -1;
 }
 
-nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step)
+/* ranks: the ranks that wrote it (1 for checkpoints from before there were ranks) */
+static nb_status ckpt_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step, int *ranks)
 {
     nb_safetensors *f;
     nb_status st = ckpt_open(path, &f);
@@ -124,8 +142,15 @@ nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, 
     if (step) *step = meta_int(f, "step");
     if (!st && ((epoch && *epoch < 0) || (step && *step < 0)))
         st = nb_error(NB_ERR_FORMAT, "%s: checkpoint has no epoch or step", path);
+    if (ranks) *ranks = nb_st_meta(f, "ranks") ? (int)meta_int(f, "ranks") : 1;
+    if (!st && ranks && *ranks < 1) st = nb_error(NB_ERR_FORMAT, "%s: checkpoint written by %d ranks", path, *ranks);
     nb_st_close(f);
     return st;
+}
+
+nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step)
+{
+    return ckpt_config(path, cfg, epoch, step, NULL);
 }
 
 nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o)
@@ -169,7 +194,7 @@ void nb_trainer_free(nb_trainer *t)
     free(t);
 }
 
-static nb_status check_cfg(const nb_train_cfg *c)
+static nb_status check_cfg(const nb_train_cfg *c, int ranks)
 {
     if (c->batch < 1) return nb_error(NB_ERR_ARG, "--batch must be at least 1");
     if (c->eval_batch < 1) return nb_error(NB_ERR_ARG, "--eval-batch must be at least 1");
@@ -177,6 +202,9 @@ static nb_status check_cfg(const nb_train_cfg *c)
     if (c->model.kind == NB_DAE && c->corrupt.n == 0)
         return nb_error(NB_ERR_ARG, "a denoising AE needs --corrupt (e.g. dropout:0.5)");
     if (!(c->beta >= 0)) return nb_error(NB_ERR_ARG, "--beta must be >= 0");
+    if (c->free_bits > 0 && ranks > 1)
+        return nb_error(NB_ERR_ARG, "--free-bits on %d ranks: its hinge is on the whole batch's mean KL per "
+                        "dimension, which no rank holds; train it in one process", ranks);
     return NB_OK;
 }
 
@@ -233,43 +261,10 @@ static int check_labels(const nb_dataset *train, const nb_dataset *test, const c
     return k;
 }
 
-nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
+static nb_status write_config(const nb_train_cfg *c)
 {
-    nb_trainer *t = calloc(1, sizeof *t);
-    if (!t) {
-        nb_error(NB_ERR_NOMEM, "trainer: out of memory");
-        return NULL;
-    }
-    t->cfg = *cfg_in;
-    if (resume) { /* the checkpoint's configuration wins, except where to write and how long */
-        nb_train_cfg saved;
-        if (nb_checkpoint_config(resume, &saved, &t->epoch, &t->step)) goto fail;
-        snprintf(saved.out, sizeof saved.out, "%s", cfg_in->out);
-        saved.epochs = cfg_in->epochs, saved.progress = cfg_in->progress, saved.threads = cfg_in->threads;
-        t->cfg = saved;
-    }
-    nb_train_cfg *c = &t->cfg;
-    if (check_cfg(c)) goto fail;
-    if (c->threads > 0) nb_set_threads(c->threads);
-    if (nb_dataset_load(&t->train_all, c->data, "train") || nb_dataset_load(&t->test_all, c->data, "t10k")) goto fail;
-    t->train = nb_dataset_view(&t->train_all, 0, c->train_size && c->train_size < t->train_all.n ? c->train_size : t->train_all.n);
-    t->test = nb_dataset_view(&t->test_all, 0, c->test_size && c->test_size < t->test_all.n ? c->test_size : t->test_all.n);
-    c->model.channels = t->train.channels, c->model.height = t->train.rows, c->model.width = t->train.cols;
-    if (c->model.kind == NB_CVAE) {
-        const int k = check_labels(&t->train, &t->test, c->data, resume ? c->model.nclasses : 0);
-        if (k < 0) goto fail;
-        c->model.nclasses = k;
-    }
-    nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
-    if (!(t->ps = nb_params_new(NB_F32)) || nb_model_init(&t->model, &c->model, t->ps, &init)) goto fail;
-    if (!(t->optim = nb_optim_new(t->ps, c->optim))) goto fail;
-    if (resume && nb_checkpoint_load(resume, t->ps, t->optim)) goto fail;
-    if (!(t->tp = nb_tape_new())) {
-        nb_error(NB_ERR_NOMEM, "trainer: out of memory");
-        goto fail;
-    }
-    if (nb_tape_set_precision(t->tp, c->precision)) goto fail;
-    if (nb_mkdirs(c->out)) goto fail;
+    nb_status st = nb_mkdirs(c->out);
+    if (st) return st;
     char path[600];
     snprintf(path, sizeof path, "%s/config.json", c->out);
     char *json = nb_train_cfg_json(c);
@@ -277,12 +272,86 @@ nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
     int written = f && fputs(json, f) >= 0 && fputc('\n', f) != EOF;
     if (f && fclose(f)) written = 0;
     free(json);
-    if (!written) {
-        nb_error(NB_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        goto fail;
+    return written ? NB_OK : nb_error(NB_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+}
+
+/* What a rank sets up alone: the data, the model, the optimizer, the resumed state; rank 0 also
+ * the output directory and config.json. */
+static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *resume)
+{
+    const int ranks = nb_dist_size(t->dist);
+    nb_status st;
+    t->cfg = *cfg_in;
+    if (resume) { /* the checkpoint's configuration wins, except where to write and how long */
+        nb_train_cfg saved;
+        int wrote;
+        if ((st = ckpt_config(resume, &saved, &t->epoch, &t->step, &wrote))) return st;
+        if (wrote != ranks)
+            return nb_error(NB_ERR_ARG, "%s: written by a run on %d rank%s, resumed on %d: a run continues as it "
+                            "began only on as many ranks (each rank's share of every batch and the order of the "
+                            "gradient sums depend on their number); resume on %d, or start afresh", resume, wrote,
+                            wrote == 1 ? "" : "s", ranks, wrote);
+        snprintf(saved.out, sizeof saved.out, "%s", cfg_in->out);
+        saved.epochs = cfg_in->epochs, saved.progress = cfg_in->progress, saved.threads = cfg_in->threads;
+        t->cfg = saved;
     }
-    return t;
-fail:
+    nb_train_cfg *c = &t->cfg;
+    if ((st = check_cfg(c, ranks))) return st;
+    if (c->threads > 0) nb_set_threads(c->threads);
+    else if (t->dist) nb_set_threads(nb_dist_threads(t->dist)); /* the node's cores, shared out */
+    if ((st = nb_dataset_load(&t->train_all, c->data, "train")) || (st = nb_dataset_load(&t->test_all, c->data, "t10k")))
+        return st;
+    t->train = nb_dataset_view(&t->train_all, 0, c->train_size && c->train_size < t->train_all.n ? c->train_size : t->train_all.n);
+    t->test = nb_dataset_view(&t->test_all, 0, c->test_size && c->test_size < t->test_all.n ? c->test_size : t->test_all.n);
+    c->model.channels = t->train.channels, c->model.height = t->train.rows, c->model.width = t->train.cols;
+    if (c->model.kind == NB_CVAE) {
+        const int k = check_labels(&t->train, &t->test, c->data, resume ? c->model.nclasses : 0);
+        if (k < 0) return NB_ERR_FORMAT;
+        c->model.nclasses = k;
+    }
+    nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
+    if (!(t->ps = nb_params_new(NB_F32))) return NB_ERR_NOMEM;
+    if ((st = nb_model_init(&t->model, &c->model, t->ps, &init))) return st;
+    if (!(t->optim = nb_optim_new(t->ps, c->optim))) return NB_ERR_ARG;
+    if (resume && (st = nb_checkpoint_load(resume, t->ps, t->optim))) return st;
+    if (!(t->tp = nb_tape_new())) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+    if ((st = nb_tape_set_precision(t->tp, c->precision))) return st;
+    return lead(t) ? write_config(c) : NB_OK;
+}
+
+/* The ranks train one model only if they agree on it: the configuration (but for where the data
+ * and the output are, the threads and the progress lines) and where the run stands. */
+static nb_status same_run(nb_trainer *t)
+{
+    nb_train_cfg c = t->cfg;
+    memset(c.data, 0, sizeof c.data), memset(c.out, 0, sizeof c.out);
+    c.threads = 0, c.progress = 0;
+    char *json = nb_train_cfg_json(&c);
+    nb_status st = nb_dist_agree(t->dist, json ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory"));
+    if (!st) st = nb_dist_same(t->dist, json, strlen(json), "the configuration (every key but data, out, threads, progress)");
+    const int64_t at[2] = {t->epoch, t->step};
+    if (!st) st = nb_dist_same(t->dist, at, sizeof at, "the epoch and step to resume from");
+    free(json);
+    return st;
+}
+
+nb_trainer *nb_trainer_new(const nb_train_cfg *cfg, const char *resume)
+{
+    return nb_trainer_new_dist(cfg, resume, NULL);
+}
+
+nb_trainer *nb_trainer_new_dist(const nb_train_cfg *cfg, const char *resume, nb_dist *d)
+{
+    nb_trainer *t = calloc(1, sizeof *t);
+    nb_status st = t ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+    if (t) {
+        t->dist = d;
+        st = cfg ? setup(t, cfg, resume) : nb_error(NB_ERR_ARG, "nb_trainer_new: the configuration is NULL");
+    }
+    /* from here on every rank takes the same path: a rank that failed alone stops the others */
+    if (!(st = nb_dist_agree(d, st)) && !(st = same_run(t)))
+        st = nb_dist_broadcast_params(d, t->ps, 0); /* one start, even on hosts whose kernels differ */
+    if (!st) return t;
     nb_trainer_free(t);
     return NULL;
 }
@@ -314,60 +383,90 @@ static nb_status nonfinite(nb_trainer *t, const char *what)
                     "checkpoint is kept", (long long)t->step + 1, t->epoch + 1, where);
 }
 
-static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_hooks *h)
+/* One rank's part of a step: forward and backward over its shard of the global batch idx[0..b),
+ * the gradients left in the store, and sum[0..3) = its share of the batch's mean loss and the
+ * sums of its examples' reconstruction and KL terms. */
+static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[3])
 {
     const nb_train_cfg *c = &t->cfg;
     const nb_model *m = &t->model;
+    int64_t first, n;
+    nb_dist_shard(t->dist, b, &first, &n);
+    sum[0] = sum[1] = sum[2] = 0;
+    if (n == 0) return NB_OK; /* fewer examples than ranks: this one adds nothing */
+    nb_tape *tp = t->tp;
+    nb_tape_reset(tp);
+    /* the step's draws, keyed by (seed, step), and within the batch by example */
+    nb_rng rng = stream(c->seed, STREAM_STEP, (uint64_t)t->step);
+    nb_rng_shard(&rng, first, b);
+    nb_tensor *x, *y;
+    nb_status st = nb_model_batch(tp, m, &t->train, idx + first, n, c->binarize, &rng, &x, &y);
+    if (st) return st;
+    nb_batch batch = {x, x, y};
+    if (c->corrupt.n) /* a DAE, or any model trained to denoise */
+        batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
+    nb_loss_opts o = {.beta = beta, .free_bits = c->free_bits, .rng = &rng};
+    nb_loss_terms terms;
+    if (nb_model_loss(tp, m, &batch, &o, &terms) || nb_backward(tp, terms.loss))
+        return nb_error(nb_tape_status(tp), "step %lld: %s", (long long)t->step + 1, nb_tape_error(tp));
+    const double loss = nb_get(terms.loss, 0);
+    if (!isfinite(loss)) return nonfinite(t, "the loss");
+    for (int64_t k = 0; k < n; k++) {
+        sum[1] += nb_get(terms.recon, k);
+        if (terms.kl) sum[2] += nb_get(terms.kl, k);
+    }
+    sum[0] = n == b ? loss : loss * (double)n / (double)b;
+    return NB_OK;
+}
+
+/* A whole step on every rank: its shard, the all-reduce of the weighted gradients (a failed
+ * rank adds zeros), the update, the sums, then the agreement on the outcome. */
+static nb_status step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[3])
+{
+    int64_t first, n;
+    nb_dist_shard(t->dist, b, &first, &n);
+    nb_status st = shard_step(t, idx, b, beta, sum);
+    if (st) nb_params_zero_grad(t->ps);
+    nb_status rs = nb_dist_allreduce_grads(t->dist, t->ps, (double)n / (double)b);
+    if (!st) st = rs;
+    if (!st && (st = nb_optim_step(t->optim))) { /* names the parameter holding a NaN gradient */
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", nb_last_error());
+        st = nb_error(st, "step %lld (epoch %d): %s; stopped, the last good checkpoint is kept",
+                      (long long)t->step + 1, t->epoch + 1, msg);
+    }
+    rs = nb_dist_sum(t->dist, sum, 3);
+    return nb_dist_agree(t->dist, st ? st : rs);
+}
+
+static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_hooks *h)
+{
+    const nb_train_cfg *c = &t->cfg;
     nb_batcher bt;
-    if (nb_batcher_init(&bt, &t->train, c->batch, 1, c->seed)) return nb_error(NB_ERR_NOMEM, "batcher: out of memory");
+    nb_status st = nb_batcher_init(&bt, &t->train, c->batch, 1, c->seed);
+    if ((st = nb_dist_agree(t->dist, st ? nb_error(NB_ERR_NOMEM, "batcher: out of memory") : NB_OK))) {
+        nb_batcher_free(&bt);
+        return st;
+    }
     nb_batcher_epoch(&bt, t->epoch); /* the order depends on (seed, epoch) only */
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
     const double t0 = now_s();
     double sum_loss = 0, sum_recon = 0, sum_kl = 0;
     int64_t seen = 0, b, i = 0;
     const int64_t *idx;
-    nb_status st = NB_OK;
     while (!st && (b = nb_batcher_next(&bt, &idx)) > 0) {
-        nb_tape *tp = t->tp;
-        nb_tape_reset(tp);
-        nb_rng rng = stream(c->seed, STREAM_STEP, (uint64_t)t->step);
-        nb_tensor *x, *y;
-        if ((st = nb_model_batch(tp, m, &t->train, idx, b, c->binarize, &rng, &x, &y))) break;
-        nb_batch batch = {x, x, y};
-        if (c->corrupt.n) /* a DAE, or any model trained to denoise */
-            batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
         /* linear warm-up of beta over kl_warmup epochs, step by step */
         const double ramp = c->kl_warmup > 0 ? (double)t->step / ((double)c->kl_warmup * (double)nbatch) : 1;
-        nb_loss_opts o = {.beta = c->beta * fmin(1.0, ramp), .free_bits = c->free_bits, .rng = &rng};
-        nb_loss_terms terms;
-        if (nb_model_loss(tp, m, &batch, &o, &terms) || nb_backward(tp, terms.loss)) {
-            st = nb_error(nb_tape_status(tp), "step %lld: %s", (long long)t->step + 1, nb_tape_error(tp));
-            break;
-        }
-        const double loss = nb_get(terms.loss, 0);
-        if (!isfinite(loss)) {
-            st = nonfinite(t, "the loss");
-            break;
-        }
-        if ((st = nb_optim_step(t->optim))) { /* names the parameter holding a NaN gradient */
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s", nb_last_error());
-            st = nb_error(st, "step %lld (epoch %d): %s; stopped, the last good checkpoint is kept",
-                          (long long)t->step + 1, t->epoch + 1, msg);
-            break;
-        }
+        const double beta = c->beta * fmin(1.0, ramp);
+        double sum[3];
+        if ((st = step(t, idx, b, beta, sum))) break;
         t->step++, i++;
-        double recon = 0, kl = 0;
-        for (int64_t k = 0; k < b; k++) {
-            recon += nb_get(terms.recon, k);
-            if (terms.kl) kl += nb_get(terms.kl, k);
-        }
-        sum_recon += recon, sum_kl += kl, sum_loss += recon + kl, seen += b;
-        log->beta = o.beta;
-        if (h && h->on_step) {
+        sum_recon += sum[1], sum_kl += sum[2], sum_loss += sum[1] + sum[2], seen += b;
+        log->beta = beta;
+        if (h && h->on_step && lead(t)) {
             const double dt = now_s() - t0;
             const nb_step_log sl = {.epoch = t->epoch + 1, .epochs = c->epochs, .batch = i,
-                                    .batches = nbatch, .step = t->step, .loss = loss,
+                                    .batches = nbatch, .step = t->step, .loss = sum[0],
                                     .mean_loss = sum_loss / (double)seen,
                                     .images_per_s = (double)seen / dt,
                                     .eta_s = dt / (double)i * (double)(nbatch - i)};
@@ -393,34 +492,52 @@ static void csv_row(FILE *f, const nb_epoch_log *l)
     fflush(f);
 }
 
+/* Rank 0 opens metrics.csv: a resumed run appends to it, a fresh one starts it. */
+static nb_status open_csv(nb_trainer *t)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.csv", t->cfg.out);
+    const int append = t->epoch > 0 && access(path, F_OK) == 0;
+    if (!(t->csv = fopen(path, append ? "a" : "w"))) return nb_error(NB_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!append)
+        fprintf(t->csv, "epoch,step,beta,lr,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,"
+                        "test_mse,test_bits_per_dim,active_units,seconds,images_per_s\n");
+    return NB_OK;
+}
+
+/* The end of an epoch: evaluation (split across the ranks), the check that the ranks still hold
+ * one model, and rank 0's metrics row and checkpoint; every rank learns the outcome. */
+static nb_status end_epoch(nb_trainer *t, nb_epoch_log *log)
+{
+    const nb_train_cfg *c = &t->cfg;
+    nb_rng ev = stream(c->seed, STREAM_EVAL, (uint64_t)t->epoch);
+    nb_status st = nb_model_evaluate_dist(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key,
+                                          t->dist, &log->test);
+    void *p;
+    int64_t n;
+    nb_params_flat(t->ps, &p, NULL, &n);
+    if (!st) st = nb_dist_same(t->dist, p, (size_t)n * nb_dtype_size(nb_params_dtype(t->ps)), "the parameters");
+    if (st || !lead(t)) return st;
+    char ckpt[600];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", c->out);
+    csv_row(t->csv, log);
+    return ckpt_save(ckpt, t->ps, t->optim, c, t->epoch, t->step, nb_dist_size(t->dist));
+}
+
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks)
 {
     if (!t) return nb_error(NB_ERR_ARG, "nb_trainer_run: the trainer is NULL");
     const nb_train_cfg *c = &t->cfg;
-    char csv_path[600], ckpt[600];
-    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", c->out);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", c->out);
-    /* a resumed run appends to its log; a fresh one starts it */
-    const int append = t->epoch > 0 && access(csv_path, F_OK) == 0;
-    if (!(t->csv = fopen(csv_path, append ? "a" : "w")))
-        return nb_error(NB_ERR_IO, "%s: %s", csv_path, strerror(errno));
-    if (!append)
-        fprintf(t->csv, "epoch,step,beta,lr,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,"
-                        "test_mse,test_bits_per_dim,active_units,seconds,images_per_s\n");
-    while (t->epoch < c->epochs) {
+    nb_status st = nb_dist_agree(t->dist, lead(t) ? open_csv(t) : NB_OK);
+    while (!st && t->epoch < c->epochs) {
         nb_epoch_log log = {0};
         log.lr = nb_lr_at(c->schedule, c->optim.lr, t->epoch);
-        nb_status st = nb_optim_set_lr(t->optim, log.lr);
-        if (!st) st = train_epoch(t, &log, hooks);
-        if (st) return st;
+        if ((st = nb_optim_set_lr(t->optim, log.lr)) || (st = train_epoch(t, &log, hooks))) break;
         t->epoch++;
         log.epoch = t->epoch;
         log.step = t->step;
-        nb_rng ev = stream(c->seed, STREAM_EVAL, (uint64_t)t->epoch);
-        if ((st = nb_model_evaluate(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key, &log.test))) return st;
-        csv_row(t->csv, &log);
-        if ((st = nb_checkpoint_save(ckpt, t->ps, t->optim, c, t->epoch, t->step))) return st;
-        if (hooks && hooks->on_epoch) hooks->on_epoch(&log, hooks->ctx);
+        if ((st = nb_dist_agree(t->dist, end_epoch(t, &log)))) break;
+        if (hooks && hooks->on_epoch && lead(t)) hooks->on_epoch(&log, hooks->ctx);
     }
-    return NB_OK;
+    return st;
 }

@@ -16,15 +16,24 @@ pkgs=(
   dataset-fashion-mnist                      # the default data set
   doxygen                                    # the API reference (ninja -C build docs)
 )
+# Open MPI for data-parallel training (-Dmpi=auto finds it) and its tests (mpirun). Installed
+# without its recommends (ssh, a Fortran compiler): one machine needs none of them; several
+# hosts need openssh-client as well (docs/distributed.md).
+lean=(libopenmpi-dev openmpi-bin)
 
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-((${#missing[@]} == 0)) && exit 0
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing=() missing_lean=()
+for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${lean[@]}"; do installed "$p" || missing_lean+=("$p"); done
+((${#missing[@]} + ${#missing_lean[@]} == 0)) && exit 0
 
-echo "setup: installing ${missing[*]}" >&2
+echo "setup: installing ${missing[*]} ${missing_lean[*]}" >&2
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+if ((${#missing[@]})); then
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+if ((${#missing_lean[@]})); then
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing_lean[@]}"
+fi

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "nabla/rng.h"
+#include "tensor/error.h"
 
 void nb_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {
@@ -27,7 +28,7 @@ static void block(uint64_t key, uint64_t idx, uint32_t out[4])
     nb_philox4x32(c, k, out);
 }
 
-nb_rng nb_rng_seed(uint64_t seed) { return (nb_rng){.key = seed, .counter = 0}; }
+nb_rng nb_rng_seed(uint64_t seed) { return (nb_rng){.key = seed}; }
 
 nb_rng nb_rng_fork(const nb_rng *r, uint64_t stream)
 {
@@ -36,7 +37,7 @@ nb_rng nb_rng_fork(const nb_rng *r, uint64_t stream)
     const uint32_t k[2] = {(uint32_t)r->key, (uint32_t)(r->key >> 32)};
     uint32_t o[4];
     nb_philox4x32(c, k, o);
-    return (nb_rng){.key = (uint64_t)o[0] | (uint64_t)o[1] << 32, .counter = 0};
+    return (nb_rng){.key = (uint64_t)o[0] | (uint64_t)o[1] << 32};
 }
 
 static inline float u24(uint32_t w) { return (float)(w >> 8) * 0x1p-24f; }
@@ -73,7 +74,9 @@ uint64_t nb_rng_below(nb_rng *r, uint64_t n)
 
 enum { PAR_BLOCKS = 1 << 14 };
 
-/* One block makes 4 f32 or 2 f64 uniforms, or the same number of normals (Box-Muller pairs). */
+/* One block makes 4 f32 or 2 f64 uniforms, or the same number of normals (Box-Muller pairs).
+ * Value g of a fill comes from block base + g / per, lane g % per, and from nothing else: so a
+ * fill can start at any value (a shard's rows) and give what the whole fill gives there. */
 typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_BERNOULLI } dist;
 
 typedef struct fill_job {
@@ -81,7 +84,7 @@ typedef struct fill_job {
     dist d;
     double p0, p1;
     uint64_t key, base;
-    int64_t n;
+    int64_t first, n; /* t holds values [first, first + n) of the fill */
     int per;
 } fill_job;
 
@@ -104,8 +107,9 @@ static void fill_block(const fill_job *j, int64_t b)
                 v[q] = j->d == DIST_UNIFORM ? j->p0 + (j->p1 - j->p0) * u[q] : (u[q] < j->p0 ? 1.0 : 0.0);
         }
     }
-    for (int k = 0; k < j->per && b * j->per + k < j->n; k++) {
-        int64_t i = b * j->per + k;
+    for (int k = 0; k < j->per; k++) {
+        const int64_t i = b * j->per + k - j->first;
+        if (i < 0 || i >= j->n) continue;
         if (j->t->dtype == NB_F64)
             ((double *)j->t->data)[i] = v[k];
         else
@@ -113,18 +117,35 @@ static void fill_block(const fill_job *j, int64_t b)
     }
 }
 
+nb_status nb_rng_shard(nb_rng *r, int64_t first, int64_t total)
+{
+    if (!r) return nb_error(NB_ERR_ARG, "nb_rng_shard: the rng is NULL");
+    if (first < 0 || total < 0 || (total == 0 && first != 0))
+        return nb_error(NB_ERR_ARG, "nb_rng_shard: rows from %lld of a batch of %lld (want 0 <= first, "
+                        "1 <= total; 0, 0 removes the shard)", (long long)first, (long long)total);
+    r->row0 = first, r->rows = total;
+    return NB_OK;
+}
+
 static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
 {
     fill_job j = {.t = t, .d = d, .p0 = p0, .p1 = p1, .key = r->key, .base = r->counter,
                   .n = nb_numel(t), .per = t->dtype == NB_F64 ? 2 : 4};
-    const int64_t nblocks = (j.n + j.per - 1) / j.per;
-    if (nblocks > PAR_BLOCKS) {
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < nblocks; b++) fill_block(&j, b);
-    } else {
-        for (int64_t b = 0; b < nblocks; b++) fill_block(&j, b);
+    int64_t total = j.n; /* values in the whole fill */
+    if (r->rows > 0 && t->ndim > 0) { /* a shard: rows [row0, row0 + dim 0) of the batch's fill */
+        int64_t width = 1;
+        for (int i = 1; i < t->ndim; i++) width *= t->shape[i];
+        j.first = r->row0 * width;
+        total = (r->rows > r->row0 + t->shape[0] ? r->rows : r->row0 + t->shape[0]) * width;
     }
-    r->counter = j.base + (uint64_t)nblocks;
+    const int64_t b0 = j.first / j.per, b1 = (j.first + j.n + j.per - 1) / j.per;
+    if (b1 - b0 > PAR_BLOCKS) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = b0; b < b1; b++) fill_block(&j, b);
+    } else {
+        for (int64_t b = b0; b < b1; b++) fill_block(&j, b);
+    }
+    r->counter = j.base + (uint64_t)((total + j.per - 1) / j.per);
 }
 
 void nb_rng_uniform(nb_rng *r, nb_tensor *t, double lo, double hi) { fill(r, t, DIST_UNIFORM, lo, hi); }

@@ -24,6 +24,7 @@ PROGRAMS = {  # name: (sources, arguments)
     "regression": (["regression.c"], []),
     "iwae": (["iwae.c", "iwae_main.c", "example.c"], ["--check", "--train", "--data", DATA]),
     "mog_vae": (["mog_vae.c", "example.c"], ["--check", "--train", "--data", DATA]),
+    "dist_mlp": (["dist_mlp.c"], []),
 }
 CFLAGS = ["-std=c17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O1"]
 

@@ -14,7 +14,7 @@ import sys
 SRC, ARCHIVES = sys.argv[1], sys.argv[2:]
 LAYERS = ["tensor", "autograd", "nn", "models", "apps"]
 HEADER_LAYER = {"tensor.h": "tensor", "rng.h": "tensor", "autograd.h": "autograd", "op.h": "autograd",
-                "gradcheck.h": "autograd", "nn.h": "nn", "models.h": "models", "nabla.h": "models"}
+                "gradcheck.h": "autograd", "nn.h": "nn", "dist.h": "nn", "models.h": "models", "nabla.h": "models"}
 
 n = failed = 0
 

@@ -265,6 +265,52 @@ static void test_values(void)
 
 /* ---- random generator ---------------------------------------------------------------------- */
 
+/* A shard of a batch's draws (nb_rng_shard) is exactly its rows of the whole batch's draws, and
+ * leaves the counter where the whole fill does: rows of 7 values start mid-block in both dtypes. */
+static void test_rng_shard(nb_tape *tp)
+{
+    enum { ROWS = 13, W = 7 };
+    const int64_t cut[] = {0, 5, 6, 6, 13}; /* shards [0,5) [5,6) [6,6) [6,13), one empty */
+    for (int dt = NB_F32; dt <= NB_F64; dt++)
+        for (int kind = 0; kind < 3; kind++) {
+            nb_rng whole = nb_rng_seed(77), before = whole;
+            nb_tensor *all = nb_empty(tp, (nb_dtype)dt, NB_SHAPE(ROWS, W));
+            if (kind == 0) nb_rng_uniform(&whole, all, -1, 2);
+            if (kind == 1) nb_rng_normal(&whole, all, 0.5, 3);
+            if (kind == 2) nb_rng_bernoulli(&whole, all, 0.4);
+            int same = 1;
+            for (int s = 0; s + 1 < 5; s++) {
+                nb_rng r = before;
+                same &= !nb_rng_shard(&r, cut[s], ROWS);
+                nb_tensor *part = nb_empty(tp, (nb_dtype)dt, NB_SHAPE(cut[s + 1] - cut[s], W));
+                if (kind == 0) nb_rng_uniform(&r, part, -1, 2);
+                if (kind == 1) nb_rng_normal(&r, part, 0.5, 3);
+                if (kind == 2) nb_rng_bernoulli(&r, part, 0.4);
+                for (int64_t i = 0; i < nb_numel(part); i++) same &= nb_get(part, i) == nb_get(all, cut[s] * W + i);
+                same &= r.counter == whole.counter;
+            }
+            ok(same, "%s %s: shards of 5, 1, 0 and 7 rows of 7 draw the whole batch's rows and advance as it does",
+               nb_dtype_name((nb_dtype)dt), (const char *[]){"uniform", "normal", "bernoulli"}[kind]);
+        }
+    nb_rng r = nb_rng_seed(3), plain = r;
+    nb_tensor *a = nb_empty(tp, NB_F32, NB_SHAPE(4, 3)), *b = nb_empty(tp, NB_F32, NB_SHAPE(4, 3));
+    nb_rng_shard(&r, 0, 4);
+    nb_rng_normal(&r, a, 0, 1), nb_rng_normal(&plain, b, 0, 1);
+    ok(!memcmp(a->data, b->data, 48) && r.counter == plain.counter, "a shard of all the rows is the plain fill");
+    nb_rng past = nb_rng_seed(3), whole = nb_rng_seed(3);
+    nb_tensor *c = nb_empty(tp, NB_F64, NB_SHAPE(3, 5)), *d = nb_empty(tp, NB_F64, NB_SHAPE(6, 5));
+    nb_rng_shard(&past, 3, 4); /* rows 3..5 of a batch said to have 4: drawn as a batch of 6 */
+    nb_rng_uniform(&past, c, 0, 1), nb_rng_uniform(&whole, d, 0, 1);
+    ok(!memcmp(c->data, (double *)d->data + 15, 15 * 8) && past.counter == whole.counter,
+       "a shard reaching past its batch draws as a longer batch");
+    nb_rng e = nb_rng_seed(1);
+    ok(nb_rng_shard(&e, -1, 4) == NB_ERR_ARG && strstr(nb_last_error(), "nb_rng_shard") &&
+       nb_rng_shard(&e, 2, 0) == NB_ERR_ARG && !nb_rng_shard(&e, 0, 0) && e.rows == 0,
+       "nb_rng_shard refuses negative rows and an empty batch: %s", nb_last_error());
+    nb_rng f = nb_rng_fork(&r, 5);
+    ok(f.rows == 0, "a fork has no shard");
+}
+
 static void test_rng(void)
 {
     /* Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors). */
@@ -322,6 +368,7 @@ static void test_rng(void)
     int flat = 1;
     for (int i = 0; i < 7; i++) flat &= fabs((double)hist[i] - 10000) < 5 * sqrt(10000.0);
     ok(flat, "nb_rng_below(7) is uniform over 70000 draws");
+    test_rng_shard(tp);
     nb_tape_free(tp);
 }
 

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 
+#include "dist.h"
 #include "nn.h"
 
 #ifdef __cplusplus
@@ -266,6 +267,14 @@ typedef struct nb_eval {
 NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t batch,
                                    nb_binarize bin, const nb_corruption *corrupt, uint64_t seed,
                                    nb_eval *e);
+/** The same, split across the ranks of d (nabla/dist.h; NULL: one process), a collective: each
+ * rank evaluates every size-th batch, the sums are added up, every rank gets the result. Each
+ * batch draws from its own stream, so the result is the single process's up to the order of
+ * the sums. A failure on one rank is every rank's (nb_dist_agree).
+ * @return as nb_model_evaluate, the same on every rank. */
+NB_API nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_t batch,
+                                        nb_binarize bin, const nb_corruption *corrupt,
+                                        uint64_t seed, nb_dist *d, nb_eval *e);
 /** Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
  * standard error over images, in nats; logsumexp in f64. VAEs only.
  * @return NB_OK, or NB_ERR_ARG (not a VAE, k < 1), NB_ERR_NOMEM, a failing op, with
@@ -374,6 +383,19 @@ typedef struct nb_trainer nb_trainer;
  * @note The caller owns the trainer: release it with nb_trainer_free. It writes
  *       `<out>/config.json` at once. */
 NB_API nb_trainer *nb_trainer_new(const nb_train_cfg *cfg, const char *resume);
+/** The same run, data-parallel over the ranks of d (nabla/dist.h; NULL is nb_trainer_new), called
+ * by every rank with the same configuration (data and out may differ): --batch is the global
+ * batch, of which each rank computes its shard; the gradients are averaged in one all-reduce
+ * per step and every rank takes the same optimizer step; the draws of a step are keyed by
+ * example, so the run follows the single process's trajectory up to the order of the sums.
+ * Rank 0 alone writes config.json, metrics.csv and checkpoints and calls the hooks; the
+ * evaluation is split across the ranks. A failure on any rank (data, NaN, a save) stops every
+ * rank at the same step, each returning the failing rank's status and message ("rank 1: ...").
+ * A checkpoint resumes only on as many ranks as wrote it. threads 0 means the node's cores
+ * divided by its ranks (nb_dist_threads). --free-bits is refused on several ranks: its hinge is
+ * on the whole batch's mean KL, which no rank holds.
+ * @return the trainer (the caller frees it with nb_trainer_free), or NULL with nb_last_error(). */
+NB_API nb_trainer *nb_trainer_new_dist(const nb_train_cfg *cfg, const char *resume, nb_dist *d);
 /** Frees the trainer and everything it holds (data, parameters, optimizer, tape); NULL is
  * ignored. */
 NB_API void nb_trainer_free(nb_trainer *t);

@@ -54,6 +54,7 @@
 #include "op.h"
 #include "gradcheck.h"
 #include "nn.h"
+#include "dist.h"
 #include "models.h"
 
 #endif

@@ -21,13 +21,26 @@ extern "C" {
 typedef struct nb_rng {
     uint64_t key;     /**< the seed */
     uint64_t counter; /**< next unused 128-bit block */
+    int64_t row0;     /**< the first row of a shard of a batch's draws (nb_rng_shard) */
+    int64_t rows;     /**< the batch's rows; 0: no shard */
 } nb_rng;
 
 /** A generator at the start of the stream of seed. */
 NB_API nb_rng nb_rng_seed(uint64_t seed);
 /** An independent stream derived from r and a stream id (e.g.\ one per data loader, per epoch).
- * r is not advanced. */
+ * r is not advanced; the fork has no shard, whatever r has. */
 NB_API nb_rng nb_rng_fork(const nb_rng *r, uint64_t stream);
+
+/** Makes r draw one shard of a batch: rows [first, first + n) of a batch of total rows, where a
+ * row is dim 0 of the filled tensor (an example) and n is that dim. Each fill (nb_rng_uniform,
+ * nb_rng_normal, nb_rng_bernoulli) then gives exactly the values those rows get from the fill
+ * of the whole (total, ...) tensor, skipping ahead to them, and advances r as that whole fill
+ * does; so several processes, each with its own rows, draw between them what one process draws
+ * for the whole batch (nabla/dist.h). Scalar draws (nb_rng_u32, ...) are unaffected. A shard
+ * that reaches past total rows draws as if the batch were first + n rows long.
+ * @return NB_OK; NB_ERR_ARG when first < 0 or total < 1 (total = 0 with first = 0 removes the
+ *         shard). */
+NB_API nb_status nb_rng_shard(nb_rng *r, int64_t first, int64_t total);
 
 /** 32 uniform random bits; consumes one block. */
 NB_API uint32_t nb_rng_u32(nb_rng *r);
