@@ -262,6 +262,8 @@ nb_trainer *nb_trainer_new(const nb_train_cfg *cfg_in, const char *resume)
     }
     nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
     if (!(t->ps = nb_params_new(NB_F32)) || nb_model_init(&t->model, &c->model, t->ps, &init)) goto fail;
+    /* a learned decoder variance starts at the data's (nb_model_init_logvar says why) */
+    if (!resume && nb_model_init_logvar(&t->model, &t->train)) goto fail;
     if (!(t->optim = nb_optim_new(t->ps, c->optim))) goto fail;
     if (resume && nb_checkpoint_load(resume, t->ps, t->optim)) goto fail;
     if (!(t->tp = nb_tape_new())) {

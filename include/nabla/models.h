@@ -21,7 +21,8 @@ extern "C" {
 
 typedef enum nb_model_kind { NB_AE, NB_DAE, NB_VAE, NB_CVAE } nb_model_kind;
 typedef enum nb_arch { NB_ARCH_MLP, NB_ARCH_CONV } nb_arch;
-typedef enum nb_act { NB_ACT_RELU, NB_ACT_TANH, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_GELU } nb_act;
+typedef enum nb_act { NB_ACT_RELU, NB_ACT_TANH, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_GELU,
+                      NB_ACT_IDENTITY /* none: with no hidden layer, a linear AE */ } nb_act;
 
 /* p(x|z): Bernoulli (BCE with logits); Gaussian with a fixed σ; Gaussian with a learned
  * log-variance, one shared scalar or one per pixel. For an AE the Bernoulli decoder trains with
@@ -31,7 +32,15 @@ typedef enum nb_decoder {
     NB_DEC_GAUSSIAN,
     NB_DEC_GAUSSIAN_SHARED,
     NB_DEC_GAUSSIAN_PIXEL,
+    /* Gaussian whose log σ²(z) is a second output of the decoder, a head beside the mean's last
+     * layer (log σ² = W₃ᵀh + b₃). Its decoder output holds both, along dim 1: the mean's
+     * pre-activation (C channels or C·H·W values), then log σ² (as many). */
+    NB_DEC_GAUSSIAN_HEAD,
 } nb_decoder;
+
+/* The decoder mean from its last layer: sigmoid (pixels in [0, 1]) or the layer itself, for a
+ * linear AE whose optimum is PCA's subspace. Bernoulli decoders always read logits. */
+typedef enum nb_output { NB_OUT_SIGMOID, NB_OUT_IDENTITY } nb_output;
 
 enum { NB_MAX_HIDDEN = 4 };
 
@@ -48,6 +57,7 @@ typedef struct nb_model_cfg {
     double sigma;                /* NB_DEC_GAUSSIAN: the fixed standard deviation */
     double logvar_min, logvar_max; /* learned log-variance clamp; off when min >= max */
     double init_std;             /* > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
+    nb_output output;            /* the decoder mean's activation (Gaussian decoders) */
 } nb_model_cfg;
 
 /* The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
@@ -78,12 +88,23 @@ typedef struct nb_model {
     nb_mlp dec;                   /* MLP body (ends in the output layer), or Linear before deconvs */
     nb_conv_layer dec_c1, dec_c2;
     nb_tensor *dec_logvar;        /* learned log-variance, or NULL */
+    nb_linear_layer dec_lv_head;  /* NB_DEC_GAUSSIAN_HEAD, MLP: log σ²(z) from the last hidden layer */
+    nb_conv_layer dec_lv_conv;    /* NB_DEC_GAUSSIAN_HEAD, conv: the same as a transposed convolution */
     int64_t in_dim;               /* C·H·W */
     int h2, w2;                   /* conv: spatial size after the encoder body */
 } nb_model;
 
 /* Registers and initialises every parameter in ps (PyTorch initialisers). Errors: nb_last_error. */
 NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng);
+
+/* Starts a learned decoder log-variance at the data's: log of each pixel's variance over the
+ * images of ds (per pixel; and the head's bias, its weights zeroed) or of their mean (shared),
+ * floored at NB_LOGVAR_INIT_FLOOR (or the clamp's minimum) and clamped like the model's. From
+ * 0 (σ = 1), Adam at lr 1e-3 moves about 0.001 a step and would need thousands of steps to reach
+ * the optimum (σ² = the squared error per pixel, near e^-3.4 on Fashion-MNIST); from the data's
+ * variance it has about one nat to go. Does nothing for other decoders. */
+#define NB_LOGVAR_INIT_FLOOR (-6.907755278982137) /* log 1e-3: near-constant border pixels */
+NB_API nb_status nb_model_init_logvar(nb_model *m, const nb_dataset *ds);
 
 /* The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv. */
 NB_API int nb_model_input_shape(const nb_model *m, int64_t b, int64_t shape[NB_MAX_DIMS]);
@@ -104,6 +125,9 @@ NB_API nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, n
 NB_API nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y);
 /* The expected image under p(x|z): sigmoid of the decoder output. */
 NB_API nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out);
+/* (With NB_OUT_IDENTITY the mean is the output itself; with NB_DEC_GAUSSIAN_HEAD, of its first
+ * half. The log-variance a decoder output implies, (B, 1) broadcast or in the image's shape:) */
+NB_API nb_tensor *nb_model_logvar(nb_tape *tp, const nb_model *m, nb_tensor *out);
 /* -log p(x|z) per example (B) from the decoder output (AE: BCE or squared error). */
 NB_API nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x);
 
