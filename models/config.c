@@ -368,3 +368,14 @@ nb_status nb__train_cfg_from_json(nb_train_cfg *c, const char *text, const char 
     cJSON_Delete(o);
     return st;
 }
+
+const char *nb_train_key_info(int i, const char **help, char *def, size_t size)
+{
+    if (i < 0 || i >= NKEYS) return NULL;
+    if (help) *help = keys[i].help;
+    if (def && size) {
+        const nb_train_cfg d = nb_train_defaults();
+        get_value(&d, &keys[i], def, size);
+    }
+    return keys[i].key;
+}

@@ -13,6 +13,7 @@ pkgs=(
   liblapacke-dev libblas-dev                 # PCA and Cholesky in the apps (LAPACK, CBLAS)
   libopenblas0-openmp                        # a fast BLAS behind them (the PCA of 60000 images)
   libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG
+  libcairo2-dev fonts-dejavu-core            # titles and labels drawn into the image grids
   dataset-fashion-mnist                      # the default data set
 )
 
@@ -26,4 +27,6 @@ echo "setup: installing ${missing[*]}" >&2
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+# Recommends would add PLplot's Qt and wxWidgets drivers and their toolkits (about a hundred
+# packages) that nothing here uses; the PNG driver is listed above.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

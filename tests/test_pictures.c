@@ -294,7 +294,8 @@ static void test_plots(void)
     const plot_series p[6] = {{"train", x, y1, 40, 0}, {"test", x, y2, 40, 1}, {"train", x, y2, 40, 0},
                               {"test", x, y1, 40, 1},  {"train", x, y1, 20, 0}, {"test", x, y2, 20, 1}};
     const char *titles[3] = {"-ELBO", "reconstruction", "KL"};
-    st = plot_panels(at("panels.png"), 3, titles, "epoch", (const int[]){2, 2, 2}, p);
+    const char *ylabels[3] = {"nats per image", "nats per image", "nats per image"};
+    st = plot_panels(at("panels.png"), 3, titles, "epoch", ylabels, (const int[]){2, 2, 2}, p);
     ok(!st && size_is(at("panels.png"), 3 * 450, 420), "plot_panels: three panels, 1350×420 (%s)", st ? nb_last_error() : "");
 
     enum { NP = 1000 };
@@ -306,17 +307,17 @@ static void test_plots(void)
     }
     px[5] = NAN;
     const char *names[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"};
-    st = plot_scatter(at("scatter.png"), "codes", px, py, lab, NP, 10, names);
+    st = plot_scatter(at("scatter.png"), "codes", "z1", "z2", px, py, lab, NP, 10, names);
     ok(!st && size_is(at("scatter.png"), 900, 560), "plot_scatter with 10 labels (%s)", st ? nb_last_error() : "");
     static const int tab10[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
                                      {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
     int colours = 0;
     for (int k = 0; k < 10; k++) colours += count_colour(at("scatter.png"), tab10[k][0], tab10[k][1], tab10[k][2], 12) > 40;
     ok(colours == 10, "all ten label colours appear (%d)", colours);
-    ok(plot_scatter(at("scatter0.png"), NULL, NULL, NULL, NULL, 0, 3, NULL) == NB_OK && size_is(at("scatter0.png"), 900, 560),
+    ok(plot_scatter(at("scatter0.png"), NULL, NULL, NULL, NULL, NULL, NULL, 0, 3, NULL) == NB_OK && size_is(at("scatter0.png"), 900, 560),
        "a scatter of no points, default label names");
     lab[3] = 10;
-    ok(plot_scatter(at("badlab.png"), "x", px, py, lab, NP, 10, names) == NB_ERR_ARG && access(at("badlab.png"), F_OK) != 0,
+    ok(plot_scatter(at("badlab.png"), "x", NULL, NULL, px, py, lab, NP, 10, names) == NB_ERR_ARG && access(at("badlab.png"), F_OK) != 0,
        "a label outside 0..nlabels-1: NB_ERR_ARG before PLplot starts, no file");
 
     enum { G = 9 };
@@ -327,16 +328,29 @@ static void test_plots(void)
         x1[i] = r > 0 ? x0[i] / r : 0, y1a[i] = r > 0 ? y0[i] / r : 0;
     }
     for (int i = 0; i < 200; i++) cx[i] = cos(i * 0.0314), cy[i] = sin(i * 0.0314);
-    st = plot_arrows(at("arrows.png"), "denoising map", x0, y0, x1, y1a, G * G, cx, cy, 200);
-    ok(!st && size_is(at("arrows.png"), 900, 560), "plot_arrows over a cloud (%s)", st ? nb_last_error() : "");
+    const char *pn[2] = {"A", "B"};
+    const plot_layer layers[3] = {{.label = "cloud", .x = cx, .y = cy, .n = 200, .colour = 0},
+                                  {.label = "map", .style = PLOT_ARROWS, .x = x0, .y = y0, .x1 = x1, .y1 = y1a, .n = G * G, .colour = 1},
+                                  {.label = "named", .x = x0, .y = y0, .n = 2, .colour = 2, .size = 1, .names = pn}};
+    const plot_layer line = {.label = "circle", .style = PLOT_LINE, .x = cx, .y = cy, .n = 200, .colour = 4};
+    const plot_panel one = {"denoising map", "x1", "x2", 3, layers};
+    st = plot_layers(at("arrows.png"), 1, &one);
+    ok(!st && size_is(at("arrows.png"), 900, 560), "plot_layers: arrows over a cloud, named points (%s)", st ? nb_last_error() : "");
     ok(count_colour(at("arrows.png"), 31, 119, 180, 12) > 200 && count_colour(at("arrows.png"), 190, 190, 190, 12) > 50,
        "arrows (blue) and the cloud (grey) are drawn");
+    const plot_panel three[3] = {{"a", "x", "y", 1, &line}, {"b", "x", "y", 3, layers}, {"c", NULL, NULL, 0, NULL}};
+    st = plot_layers(at("maps.png"), 3, three);
+    ok(!st && size_is(at("maps.png"), 3 * 450, 420) && count_colour(at("maps.png"), 214, 39, 40, 12) > 100,
+       "plot_layers: three panels, a polyline in its colour, an empty panel (%s)", st ? nb_last_error() : "");
+    const plot_layer broken = {.style = PLOT_ARROWS, .x = x0, .y = y0, .n = 3};
+    ok(plot_layers(at("bad.png"), 1, &(plot_panel){"x", NULL, NULL, 1, &broken}) == NB_ERR_ARG &&
+       access(at("bad.png"), F_OK) != 0, "arrows without heads: NB_ERR_ARG, no file");
 
     char path[300];
     snprintf(path, sizeof path, "%s/no/such/dir/plot.png", dir);
     st = plot_lines(path, "x", "x", "y", 2, s, 0);
     ok(st == NB_ERR_IO && strstr(nb_last_error(), path), "a plot into a missing directory: NB_ERR_IO naming the path");
-    ok(plot_panels(at("p.png"), 0, NULL, NULL, (const int[]){1}, p) == NB_ERR_ARG &&
+    ok(plot_panels(at("p.png"), 0, NULL, NULL, NULL, (const int[]){1}, p) == NB_ERR_ARG &&
        plot_lines(at("p.png"), NULL, NULL, NULL, 1, (const plot_series[]){{"bad", NULL, NULL, 3, 0}}, 0) == NB_ERR_ARG,
        "0 panels, a series with n = 3 and no data: NB_ERR_ARG");
     ok(count_tmp_files() == 0, "no temporary files left behind");

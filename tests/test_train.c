@@ -233,6 +233,14 @@ static void test_config(void)
     ok(nb_train_set(&c, "latent", "many") && strstr(nb_last_error(), "--latent many"), "a bad value: %s", nb_last_error());
     ok(nb_train_set(&c, "decoder", "poisson") && strstr(nb_last_error(), "bernoulli"), "a bad choice lists the good ones: %s",
        nb_last_error());
+    const char *help = NULL;
+    char def[64];
+    int found = 0, n = 0;
+    for (const char *k; (k = nb_train_key_info(n, &help, def, sizeof def)); n++)
+        found += (!strcmp(k, "sigma") && !strcmp(def, "0.1") && strstr(help, "standard deviation")) +
+                 (!strcmp(k, "hidden") && !strcmp(def, "400"));
+    ok(found == 2 && n > 30 && !nb_train_key_info(n, NULL, NULL, 0) && !nb_train_key_info(-1, NULL, NULL, 0),
+       "nb_train_key_info lists %d keys with their help and defaults as typed (sigma 0.1)", n);
     ok(!nb_train_preset(&c, "aevb") && c.batch == 100 && c.model.act == NB_ACT_TANH && c.optim.kind == NB_ADAGRAD,
        "the aevb preset: 500 tanh units, batch 100, Adagrad");
 }

@@ -243,6 +243,9 @@ NB_API nb_status nb_train_load_config(nb_train_cfg *c, const char *path);
 NB_API char *nb_train_cfg_json(const nb_train_cfg *c);
 /* Every key nb_train_set accepts, with a one-line description each, for --help. */
 NB_API void nb_train_keys_help(FILE *f);
+/* Key i of that table (NULL past its end), with its one-line help and its default as typed into
+ * def (size bytes), so a program can list only the keys it uses. */
+NB_API const char *nb_train_key_info(int i, const char **help, char *def, size_t size);
 
 /* What a run reports after each epoch. */
 typedef struct nb_epoch_log {
