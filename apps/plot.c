@@ -161,7 +161,7 @@ static void legend_lines(int ns, const plot_series *s, double text_scale)
     }
     if (!m) return;
     pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_BOTTOM | PL_POSITION_OUTSIDE,
-             0, 0.16, 0.06, COL_BG, COL_INK, 1, 1, m, m, opt, 1.0, text_scale, 2.0, 0.0, tcol, text,
+             0, 0.25, 0.06, COL_BG, COL_INK, 1, 1, m, m, opt, 1.0, text_scale, 2.0, 0.0, tcol, text,
              NULL, NULL, NULL, NULL, lcol, lsty, lwid, NULL, NULL, NULL, NULL);
 }
 
@@ -177,7 +177,7 @@ static void draw_lines(const char *title, const char *xlabel, const char *ylabel
         }
     range_finish(&rx), range_finish(&ry);
     pladv(0); /* the next subpage, in panels */
-    plvpor(0.13, 0.96, 0.30, 0.90); /* room below for the x label and the legend */
+    plvpor(0.17, 0.96, 0.34, 0.90); /* room left for the y label, below for the x label and the legend */
     axes(&rx, &ry, log_y);
     pllab(str_or_empty(xlabel), str_or_empty(ylabel), str_or_empty(title));
     plwidth(2);
@@ -242,14 +242,14 @@ nb_status plot_panels(const char *path, int npanels, const char *const *titles, 
     double *buf = st ? NULL : series_buffer(total, s, &n);
     if (!st && !buf) st = nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
     char *tmp;
-    const int w = PANEL_W * npanels;
-    if (!st && !(st = plot_begin(path, w, PANEL_H, &tmp))) {
+    const int w = npanels == 1 ? PLOT_W : PANEL_W * npanels, h = npanels == 1 ? PLOT_H : PANEL_H;
+    if (!st && !(st = plot_begin(path, w, h, &tmp))) {
         plssub(npanels, 1); /* draw_lines moves on to the next subpage */
-        plschr(0, 0.8);     /* PLplot keeps the full-page letter size in a smaller panel */
+        if (npanels > 1) plschr(0, 0.8); /* PLplot keeps the full-page letter size in a smaller panel */
         for (int i = 0, first = 0; i < npanels; first += nseries[i], i++)
             draw_lines(titles ? titles[i] : NULL, xlabel, ylabels ? ylabels[i] : NULL, nseries[i], s + first, 0, 0.7,
                        buf, buf + n);
-        st = plot_end(path, tmp, w, PANEL_H);
+        st = plot_end(path, tmp, w, h);
     }
     free(buf);
     return st;
@@ -273,7 +273,7 @@ nb_status plot_scatter(const char *path, const char *title, const char *xlabel, 
     nb_status st = plot_begin(path, PLOT_W, PLOT_H, &tmp);
     if (st) return st;
     pladv(0);
-    plvpor(0.08, 0.80, 0.10, 0.92); /* room on the right for the legend */
+    plvpor(0.10, 0.80, 0.12, 0.92); /* room on the left for the y label, on the right for the legend */
     axes(&rx, &ry, 0);
     pllab(str_or_empty(xlabel), str_or_empty(ylabel), str_or_empty(title));
     plssym(0, 0.5);
