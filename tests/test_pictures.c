@@ -202,6 +202,47 @@ static void test_rgb_and_stack(void)
     free(p);
 }
 
+/* The labelled stack: the same grids, moved to the bottom-right corner, dark text in the title
+ * band and in the label column, and nothing else changed. */
+static void test_labelled(void)
+{
+    double a[3 * H * W], b[5 * H * W];
+    for (int i = 0; i < 3 * H * W; i++) a[i] = 0.2 + (double)(i % W) / 20;
+    for (int i = 0; i < 5 * H * W; i++) b[i] = 0.9 - (double)(i % 11) / 20;
+    nb_tensor ta, tb;
+    nb_tensor_wrap(&ta, NB_F64, 2, (const int64_t[]){3, H * W}, a);
+    nb_tensor_wrap(&tb, NB_F64, 3, (const int64_t[]){5, H, W}, b);
+    const nb_tensor *ts[2] = {&ta, &tb};
+    const char *rows[2] = {"test images", "PCA d=2\nsecond line"}, *cols[3] = {"t=0", "t=0.5", "t=1"};
+    const img_text text = {"A title long enough to be wrapped onto a second line in a narrow picture", rows, cols};
+    nb_status st = img_write_labelled(at("labelled.png"), &text, 2, ts, (const int[]){1, 2}, 3, 1, H, W, PAD, 255, 2);
+    int pw = 0, ph = 0;
+    unsigned char *p = read_png(at("labelled.png"), 1, &pw, &ph);
+    const int sw = 3 * W * 2 + 4 * PAD, sh = H * 2 + 2 * PAD + PAD + 2 * H * 2 + 3 * PAD, x0 = pw - sw, y0 = ph - sh;
+    ok(!st && p && pw >= IMG_MIN_TEXT_W && x0 > 20 && y0 > 30, "labelled stack: %d×%d, the grids at (%d, %d) (%s)", pw, ph,
+       x0, y0, st ? nb_last_error() : "");
+    int good = p != NULL, title = 0, label = 0;
+    for (int y = 0; good && y < sh; y++) /* the grids, pixel for pixel, in their corner */
+        for (int x = 0; x < sw; x++) {
+            const int e1 = y < H * 2 + 2 * PAD ? expected(a, 3, 1, 3, 1, H, W, PAD, 2, 0, x, y, 0)
+                                               : expected(b, 5, 2, 3, 1, H, W, PAD, 2, H * 2 + 3 * PAD, x, y, 0);
+            good &= p[(size_t)(y0 + y) * pw + x0 + x] == (e1 < 0 ? 255 : e1);
+        }
+    for (int y = 0; p && y < y0; y++)
+        for (int x = 0; x < pw; x++) title += p[(size_t)y * pw + x] < 100;
+    for (int y = y0; p && y < ph; y++)
+        for (int x = 0; x < x0; x++) label += p[(size_t)y * pw + x] < 100;
+    ok(good, "the grids are unchanged by the text around them");
+    ok(title > 100 && label > 100, "dark text in the title band (%d pixels) and the label column (%d)", title, label);
+    free(p);
+    st = img_write_labelled(at("plain.png"), NULL, 1, ts, (const int[]){1}, 3, 1, H, W, PAD, 255, 2);
+    int w2 = 0, h2 = 0, c2 = 0;
+    ok(!st && !img_read_info(at("plain.png"), &w2, &h2, &c2) && w2 == sw && h2 == H * 2 + 2 * PAD,
+       "no text: exactly img_write_stack's picture size");
+    ok(img_write_labelled(at("bad.png"), &text, 2, ts, (const int[]){1, 0}, 3, 1, H, W, PAD, 255, 2) == NB_ERR_ARG &&
+       access(at("bad.png"), F_OK) != 0, "a grid of 0 rows: NB_ERR_ARG, no file");
+}
+
 static void test_image_errors(void)
 {
     float f[N * H * W] = {0};
@@ -376,6 +417,7 @@ int main(void)
     test_grid_f32();
     test_grid_f64();
     test_rgb_and_stack();
+    test_labelled();
     test_image_errors();
     test_plots();
     if (getenv("NB_KEEP_PICTURES")) /* to look at them */
