@@ -35,7 +35,8 @@ enum { NAE = sizeof ae_dims / sizeof ae_dims[0], NVAE = sizeof vae_dims / sizeof
 enum { AE16 = 3, AE32 = 4, VAE10 = 2, VAE20 = 3 };
 
 typedef struct lesson {
-    int reuse; /* load models already trained into --out instead of training them again */
+    int reuse;  /* load models already trained into --out instead of training them again */
+    int epochs; /* what each model is trained for */
     int argc;
     char **argv;
     const char *out, *data, *noun;
@@ -79,9 +80,14 @@ static int train(lesson *L, const char *name, const char *const *extra, app_mode
     args[n++] = "--out";
     args[n++] = dir;
     args[n] = NULL;
-    if (L->reuse && !access(ckpt, R_OK)) {
-        printf("== compare: reusing %s ==\n", ckpt);
-        return app_load_model(ckpt, am) ? app_fail("compare", ckpt) : APP_OK;
+    if (L->reuse && !access(ckpt, R_OK)) { /* a run stopped early is trained again, not taken for the lesson */
+        if (app_load_model(ckpt, am)) return app_fail("compare", ckpt);
+        if (am->epoch >= L->epochs) {
+            printf("== compare: reusing %s ==\n", ckpt);
+            return APP_OK;
+        }
+        printf("== compare: %s stopped after %d of %d epochs ==\n", ckpt, am->epoch, L->epochs);
+        app_free_model(am);
     }
     printf("== compare: training %s ==\n", name);
     int rc = app_train(n, args, 0);
@@ -288,25 +294,27 @@ static int linear_ae(lesson *L, app_model *lin)
     section(L, "The linear autoencoder spans PCA's subspace");
     fprintf(L->md, "An AE with no hidden layer, identity activation and identity output (`--hidden none --act "
                    "identity --output identity --decoder gaussian`) is two affine maps, x̂ = W_d (W_e x + b_e) + b_d, "
-                   "trained on squared error. Its optimum is PCA's: the columns of W_d span the top-d principal "
+                   "trained on squared error (here for %d epochs at lr 0.003: it is cheap, and slow to converge). Its optimum is PCA's: the columns of W_d span the top-d principal "
                    "subspace, in another basis (neither orthonormal nor ordered by variance, so its codes are not "
                    "PCA's codes).\n\nAt d = %d the principal angles between the column space of W_d and PCA's top %d "
                    "components are %.1f° at most; the subspace distance ‖sin θ‖ is %.3f (0: the same subspace, "
-                   "√%d = %.2f: orthogonal). cos θ, largest first:", d, d, worst, sqrt(dist2), d, sqrt((double)d));
+                   "√%d = %.2f: orthogonal). cos θ, largest first:", lin->epoch, d, d, worst, sqrt(dist2), d,
+            sqrt((double)d));
     for (int k = 0; k < d; k++) fprintf(L->md, "%s %.3f", k ? "," : "", cs[k]);
     fprintf(L->md, ". Test squared error per image: linear AE %.2f, PCA %.2f", e.mse, kp >= 0 ? L->pca_mse[kp] : NAN);
     const double ratio = kp >= 0 ? e.mse / L->pca_mse[kp] : NAN;
     if (ratio < 1.05)
-        fprintf(L->md, ": equal, as they must be at the optimum. The AE's gradient descent approaches it from above, "
-                       "slowest along the directions of least variance, which show as the largest angles.\n\n");
+        fprintf(L->md, ": within %.1f%% of each other, as at the optimum. The AE's gradient descent approaches it "
+                       "from above, slowest along the directions of least variance, which show as the largest "
+                       "angles.\n\n", 100 * fabs(ratio - 1));
     else
         fprintf(L->md, ": this run has not reached the optimum yet (%.2f times PCA's error; train longer, e.g. "
-                       "`--epochs 10`), and the angles say how far its subspace still is from PCA's.\n\n", ratio);
+                       "`--epochs`), and the angles say how far its subspace still is from PCA's.\n\n", ratio);
     fprintf(L->md, "![The linear AE and PCA](linear_ae.png)\n\n");
     printf("  linear AE d=%d: largest principal angle to PCA's subspace %.1f degrees, distance %.3f; squared error %.2f "
            "(PCA %.2f)\n", d, worst, sqrt(dist2), e.mse, kp >= 0 ? L->pca_mse[kp] : NAN);
     char title[160], p1[32], p2[32];
-    snprintf(title, sizeof title, "Test images, PCA's reconstructions and the linear AE's at d = %d", d);
+    snprintf(title, sizeof title, "Test images, PCA and the linear AE at d = %d", d);
     snprintf(p1, sizeof p1, "PCA d=%d", d);
     snprintf(p2, sizeof p2, "linear AE d=%d", d);
     const nb_tensor *g[3] = {show, pr, lr};
@@ -772,13 +780,15 @@ static int cvae(lesson *L, app_model *big, app_model *small)
                    "class from y: the rows follow their classes.\n\n"
                    "How much the class changes an image, against how much the code does (variance down the columns "
                    "over variance along the rows, summed over pixels): %.2f at d = %d, %.2f at d = %d (larger: the "
-                   "rows follow y more).\n\n![CVAE samples by class](cvae_by_class.png)\n\n",
+                   "rows follow y more)%s.\n\n![CVAE samples by class](cvae_by_class.png)\n\n",
             big->cfg.model.latent, small->cfg.model.latent, big->cfg.model.latent, eb, big->cfg.model.latent, es,
-            small->cfg.model.latent);
+            small->cfg.model.latent, es > eb ? "" : "; in this run the small code does not follow y more yet: train longer");
     printf("  CVAE class effect (between classes / between codes): d=%d %.2f, d=%d %.2f\n", big->cfg.model.latent, eb,
            small->cfg.model.latent, es);
-    return write_png(L, "cvae_by_class.png", "CVAE samples by class, one z per column: the code carries the class at "
-                     "d = 20, not at d = 2", labels, NULL, 2 * K, (const nb_tensor *const *)parts, rows, N);
+    char title[160];
+    snprintf(title, sizeof title, "CVAE samples, one row per class, one z per column: at d = %d (top) and d = %d "
+             "(bottom)", big->cfg.model.latent, small->cfg.model.latent);
+    return write_png(L, "cvae_by_class.png", title, labels, NULL, 2 * K, (const nb_tensor *const *)parts, rows, N);
 }
 
 /* ---- β-VAE traversals ------------------------------------------------------------------------- */
@@ -850,7 +860,7 @@ static int train_all(lesson *L, app_model *am)
     static const char *const runs[][20] = {
         {"dae_block24", "--model", "dae", "--decoder", "gaussian", "--latent", "20", "--corrupt", LESSON_CORRUPT},
         {"linear_ae_d16", "--model", "ae", "--arch", "mlp", "--hidden", "none", "--act", "identity", "--output", "identity",
-         "--decoder", "gaussian", "--latent", "16"},
+         "--decoder", "gaussian", "--latent", "16", "--lr", "0.003"},
         {"vae_gaussian_shared", "--model", "vae", "--decoder", "gaussian-shared", "--latent", "20"},
         {"vae_gaussian_pixel", "--model", "vae", "--decoder", "gaussian-pixel", "--latent", "20", "--logvar-min", "-6",
          "--logvar-max", "2"},
@@ -860,7 +870,21 @@ static int train_all(lesson *L, app_model *am)
         {"cvae_d2", "--model", "cvae", "--latent", "2"},
         {"beta_vae_d10", "--model", "vae", "--latent", "10", "--beta", "4"},
     };
-    for (int k = 0; k < NMODELS - M_DAE && !rc; k++) rc = train(L, runs[k][0], runs[k] + 1, &am[M_DAE + k]);
+    for (int k = 0; k < NMODELS - M_DAE && !rc; k++) {
+        /* the linear AE is two matrices, cheap per epoch and slow to converge along the directions of
+         * least variance: ten times the epochs */
+        char ep[32];
+        snprintf(ep, sizeof ep, "%d", 10 * L->epochs);
+        const char *extra[24];
+        int n = 0;
+        for (; runs[k][n + 1]; n++) extra[n] = runs[k][n + 1];
+        if (M_DAE + k == M_LIN) extra[n++] = "--epochs", extra[n++] = ep;
+        extra[n] = NULL;
+        const int saved = L->epochs;
+        if (M_DAE + k == M_LIN) L->epochs *= 10; /* what --reuse expects of it */
+        rc = train(L, runs[k][0], extra, &am[M_DAE + k]);
+        L->epochs = saved;
+    }
     return rc;
 }
 
@@ -908,7 +932,7 @@ int cmd_compare(int argc, char **argv)
                        "every model it trains.", flags, nf, &cfg, NULL);
     if (rc) return rc < 0 ? APP_OK : rc;
     int bad = 0;
-    lesson L = {.reuse = flags[1].count, .argc = argc, .argv = argv, .out = app_flag_str(flags, nf, "out"),
+    lesson L = {.reuse = flags[1].count, .epochs = cfg.epochs, .argc = argc, .argv = argv, .out = app_flag_str(flags, nf, "out"),
                 .data = cfg.data, .noun = app_data_noun(cfg.data),
                 .toy_steps = app_flag_long(flags, nf, "toy-steps", 3000, &bad),
                 .codes = app_flag_long(flags, nf, "codes", 4096, &bad)};

@@ -95,7 +95,7 @@ int app_denoise_toy(const char *out, uint64_t seed, double sigma, int steps)
     nb_tensor *den = nb_mlp_fwd(tp, &net, pts);
     for (int i = 0; den && i < NSHOW; i++) dx[i] = nb_get(den, 2 * i), dy[i] = nb_get(den, 2 * i + 1);
     char path[600], t1[128];
-    snprintf(t1, sizeof t1, "noisy inputs x + N(0, %.2g²); grey: the clean curve", sigma);
+    snprintf(t1, sizeof t1, "noisy inputs x + N(0, %.2g²)", sigma); /* short: three panels share the width */
     const plot_layer data_l = {.label = "clean data (the curve)", .style = PLOT_LINE, .x = px, .y = py, .n = NPTS, .colour = 0};
     const plot_layer l1[2] = {data_l, {.label = "noisy inputs", .x = nx, .y = ny, .n = NSHOW, .colour = 4, .size = 0.5}};
     const plot_layer l2[2] = {data_l, {.label = "denoised outputs", .x = dx, .y = dy, .n = NSHOW, .colour = 1, .size = 0.5}};
@@ -103,7 +103,7 @@ int app_denoise_toy(const char *out, uint64_t seed, double sigma, int steps)
                                       .y1 = y1, .n = GRID * GRID, .colour = 1}};
     const plot_panel panels[3] = {{t1, "x₁", "x₂", 2, l1},
                                   {"the DAE's outputs for them", "x₁", "x₂", 2, l2},
-                                  {"its map: input -> output on a grid", "x₁", "x₂", 2, l3}};
+                                  {"its map on a grid", "x₁", "x₂", 2, l3}};
     if (!rc && (!res || !den || app_out_path(out, "denoise_toy.png", path, sizeof path) ||
                 plot_layers(path, 3, panels)))
         rc = app_fail("denoise", "toy plot");
