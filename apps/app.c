@@ -1,9 +1,11 @@
 /* apps/app.c — see app.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apps/app.h"
 #include "apps/image.h"
@@ -34,39 +36,54 @@ static app_flag *find_flag(app_flag *flags, int n, const char *name)
     return NULL;
 }
 
-static void help(const char *cmd, const char *summary, const app_flag *flags, int nflags, int config_keys)
+/* 1 when key is among keys (NULL: every key). */
+static int takes_key(const char *const *keys, const char *key)
+{
+    if (!keys) return 1;
+    for (int i = 0; keys[i]; i++)
+        if (!strcmp(keys[i], key)) return 1;
+    return 0;
+}
+
+/* Only what this command reads: its own flags, then the configuration keys it takes (one of its
+ * flags of the same name replaces the key). */
+static void help(const char *cmd, const char *summary, const app_flag *flags, int nflags, const char *const *keys)
 {
     printf("usage: nabla %s [options]\n\n%s\n\n", cmd, summary);
-    if (nflags) {
-        printf("%s options:\n", cmd);
-        for (int i = 0; i < nflags; i++) {
+    printf("%s options:\n", cmd);
+    for (int i = 0; i < nflags; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", flags[i].name, flags[i].is_switch ? "" : " X");
+        printf("  --%-14s %s%s%s%s%s\n", name, flags[i].help, flags[i].def ? " [" : "",
+               flags[i].def ? flags[i].def : "", flags[i].def ? "]" : "", flags[i].repeat ? " (repeatable)" : "");
+    }
+    const char *key, *what;
+    char def[600];
+    for (int k = 0; (key = nb_train_key_info(k, &what, def, sizeof def)); k++)
+        if (takes_key(keys, key) && !find_flag((app_flag *)flags, nflags, key)) {
             char name[64];
-            snprintf(name, sizeof name, "%s%s", flags[i].name, flags[i].is_switch ? "" : " X");
-            printf("  --%-14s %s%s%s%s%s\n", name, flags[i].help, flags[i].def ? " [" : "",
-                   flags[i].def ? flags[i].def : "", flags[i].def ? "]" : "", flags[i].repeat ? " (repeatable)" : "");
+            snprintf(name, sizeof name, "%s X", key);
+            /* a command that reads a trained model reads its data unless told otherwise */
+            printf("  --%-14s %s [%s]\n", name, what, keys && !strcmp(key, "data") ? "the model's training data" : def);
         }
-        printf("\n");
-    }
-    printf("common options:\n  --preset NAME   pytorch-examples | aevb | conv | dae | cvae\n"
-           "  --config FILE   a JSON object of the keys below\n  --help          this text\n");
-    if (config_keys) {
-        printf("\nconfiguration keys (--key value):\n");
-        nb_train_keys_help(stdout);
-    }
+    if (!keys)
+        printf("  --preset X       pytorch-examples | aevb | conv | dae | cvae (before the keys above)\n"
+               "  --config X       a JSON object of the keys above (after --preset, before the flags)\n");
+    printf("  --help           this text\n");
 }
 
 int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_flag *flags,
-              int nflags, nb_train_cfg *cfg, int config_keys)
+              int nflags, nb_train_cfg *cfg, const char *const *keys)
 {
     *cfg = nb_train_defaults();
     const char *preset = NULL, *config = NULL;
     /* pass 1: help, preset and config file, which the other flags override */
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            help(cmd, summary, flags, nflags, config_keys);
+            help(cmd, summary, flags, nflags, keys);
             return -1;
         }
-        for (int k = 0; k < 2; k++) { /* --preset X, --preset=X, and the same for --config */
+        for (int k = 0; k < 2 && !keys; k++) { /* --preset X, --preset=X, and the same for --config */
             const char *name = k ? "--config" : "--preset";
             const size_t len = strlen(name);
             const char **slot = k ? &config : &preset;
@@ -87,7 +104,7 @@ int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_f
         char name[64];
         const char *eq = strchr(a + 2, '='), *value = NULL;
         snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
-        if (!strcmp(name, "preset") || !strcmp(name, "config")) { /* applied in pass 1 */
+        if (!keys && (!strcmp(name, "preset") || !strcmp(name, "config"))) { /* applied in pass 1 */
             i += !eq;
             continue;
         }
@@ -109,8 +126,13 @@ int app_parse(int argc, char **argv, const char *cmd, const char *summary, app_f
                 return app_usage(cmd, "--%s given more than %d times", name, APP_MAX_REPEAT);
             }
             f->value[f->count++] = value;
-        } else if (!config_keys || nb_train_set(cfg, name, value)) {
-            return app_usage(cmd, "%s", config_keys ? nb_last_error() : "unknown option");
+        } else if (!takes_key(keys, name)) {
+            nb_train_cfg probe = *cfg;
+            if (!nb_train_set(&probe, name, value) || strncmp(nb_last_error(), "unknown option", 14))
+                return app_usage(cmd, "--%s does not apply here: the model's own configuration is used", name);
+            return app_usage(cmd, "unknown option '--%s'", name);
+        } else if (nb_train_set(cfg, name, value)) {
+            return app_usage(cmd, "%s", nb_last_error());
         }
     }
     return APP_OK;
@@ -153,12 +175,12 @@ nb_status app_out_path(const char *dir, const char *name, char *buf, size_t size
     return NB_OK;
 }
 
-int app_write_images(const char *cmd, const char *dir, const char *name, int n, const nb_tensor *const *ts,
-                     const int *rows, int cols, int channels, int height, int width)
+int app_write_images(const char *cmd, const char *dir, const char *name, const img_text *text, int n,
+                     const nb_tensor *const *ts, const int *rows, int cols, int channels, int height, int width)
 {
     char path[600];
     if (app_out_path(dir, name, path, sizeof path) ||
-        img_write_stack(path, n, ts, rows, cols, channels, height, width, 2, 255, 2))
+        img_write_labelled(path, text, n, ts, rows, cols, channels, height, width, 2, 255, 2))
         return app_fail(cmd, NULL);
     printf("wrote %s\n", path);
     return APP_OK;
@@ -176,13 +198,71 @@ FILE *app_open_csv(const char *dir, const char *name, const char *header)
     return f;
 }
 
-const char *app_checkpoint(const app_flag *flags, int nflags, const nb_train_cfg *cfg, char *buf,
-                           size_t size)
+const char *app_last_run_file(char *buf, size_t size)
 {
-    for (int i = 0; i < nflags; i++) /* its default in --help is a description, not a path */
-        if (!strcmp(flags[i].name, "checkpoint") && flags[i].count) return flags[i].value[0];
-    snprintf(buf, size, "%s/checkpoint.safetensors", cfg->out);
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (state && state[0] == '/') snprintf(buf, size, "%s/nabla/last-run", state);
+    else if (home && home[0]) snprintf(buf, size, "%s/.local/state/nabla/last-run", home);
+    else return NULL;
     return buf;
+}
+
+void app_last_run_save(const char *dir)
+{
+    char file[600], abs[PATH_MAX], parent[600];
+    if (!app_last_run_file(file, sizeof file) || !realpath(dir, abs)) return;
+    snprintf(parent, sizeof parent, "%s", file);
+    *strrchr(parent, '/') = 0;
+    FILE *f = nb_mkdirs(parent) ? NULL : fopen(file, "w");
+    if (!f) return; /* a convenience only: a read-only home changes nothing else */
+    fprintf(f, "%s\n", abs);
+    fclose(f);
+}
+
+/* The run directory recorded by the last `nabla train`, or NULL. */
+static const char *last_run(char *buf, size_t size)
+{
+    char file[600];
+    FILE *f = app_last_run_file(file, sizeof file) ? fopen(file, "r") : NULL;
+    if (!f) return NULL;
+    const int got = fgets(buf, (int)size, f) != NULL;
+    fclose(f);
+    if (!got) return NULL;
+    buf[strcspn(buf, "\n")] = 0;
+    return buf[0] ? buf : NULL;
+}
+
+int app_resolve_run(const char *cmd, const app_flag *flags, int nflags, app_run *run)
+{
+    const char *out = NULL, *ckpt = NULL;
+    for (int i = 0; i < nflags; i++) {
+        if (!strcmp(flags[i].name, "out") && flags[i].count) out = flags[i].value[0];
+        if (!strcmp(flags[i].name, "checkpoint") && flags[i].count) ckpt = flags[i].value[0];
+    }
+    char last[600];
+    if (!out && !ckpt && !(out = last_run(last, sizeof last))) {
+        char file[600];
+        fprintf(stderr, "nabla %s: which model? Pass --out DIR, the directory of a `nabla train --out DIR` run "
+                "(or --checkpoint FILE); no run of nabla train is recorded in %s\n", cmd,
+                app_last_run_file(file, sizeof file) ? file : "$XDG_STATE_HOME or $HOME");
+        return APP_USAGE;
+    }
+    if (ckpt) snprintf(run->checkpoint, sizeof run->checkpoint, "%s", ckpt);
+    else snprintf(run->checkpoint, sizeof run->checkpoint, "%s/checkpoint.safetensors", out);
+    if (!out) { /* beside the checkpoint */
+        snprintf(run->out, sizeof run->out, "%s", ckpt);
+        char *slash = strrchr(run->out, '/');
+        if (slash) *slash = 0;
+        else snprintf(run->out, sizeof run->out, ".");
+    } else {
+        snprintf(run->out, sizeof run->out, "%s", out);
+    }
+    if (access(run->checkpoint, R_OK)) {
+        fprintf(stderr, "nabla %s: no model at %s (%s): train one with `nabla train --out DIR`, then pass "
+                "--out DIR or --checkpoint FILE\n", cmd, run->checkpoint, strerror(errno));
+        return APP_FAIL;
+    }
+    return APP_OK;
 }
 
 nb_status app_load_model(const char *path, app_model *am)
@@ -219,4 +299,75 @@ nb_status app_images(nb_tape *tp, const app_model *am, const nb_dataset *ds, con
     /* pictures show the data as it is: dynamic binarisation would redraw it on every call */
     const nb_binarize bin = am->cfg.binarize == NB_BIN_DYNAMIC ? NB_BIN_NONE : am->cfg.binarize;
     return nb_model_batch(tp, &am->m, ds, idx, n, bin, NULL, x, y);
+}
+
+/* The directory's last component, ignoring trailing slashes. */
+static const char *base_name(const char *dir, char *buf, size_t size)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    snprintf(buf, size, "%.*s", (int)(n - b), dir + b);
+    return buf;
+}
+
+static int contains_ci(const char *s, const char *word)
+{
+    for (; *s; s++) {
+        size_t i = 0;
+        while (word[i] && s[i] && (s[i] | 32) == word[i]) i++;
+        if (!word[i]) return 1;
+    }
+    return 0;
+}
+
+const char *app_data_name(const char *dir, char *buf, size_t size)
+{
+    char base[256];
+    base_name(dir, base, sizeof base);
+    if (contains_ci(base, "fashion")) snprintf(buf, size, "Fashion-MNIST");
+    else if (contains_ci(base, "mnist")) snprintf(buf, size, "MNIST");
+    else snprintf(buf, size, "the images in %s", base);
+    return buf;
+}
+
+const char *app_data_noun(const char *dir)
+{
+    char base[256];
+    base_name(dir, base, sizeof base);
+    return contains_ci(base, "fashion") ? "garment" : contains_ci(base, "mnist") ? "digit" : "image";
+}
+
+const char *app_class_name(const char *dir, int k, char *buf, size_t size)
+{
+    static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    char base[256];
+    base_name(dir, base, sizeof base);
+    if (k >= 0 && k < 10 && contains_ci(base, "fashion")) snprintf(buf, size, "%s", fashion[k]);
+    else snprintf(buf, size, "%s%d", contains_ci(base, "mnist") ? "" : "class ", k);
+    return buf;
+}
+
+const char *app_model_name(const nb_train_cfg *cfg, char *buf, size_t size)
+{
+    const nb_model_cfg *m = &cfg->model;
+    static const char *const kinds[] = {"AE", "DAE", "VAE", "CVAE"};
+    const int linear = m->arch == NB_ARCH_MLP && m->nhidden == 0 && m->act == NB_ACT_IDENTITY;
+    const int beta = m->kind >= NB_VAE && cfg->beta != 1;
+    char b[32] = "";
+    if (beta) snprintf(b, sizeof b, " (β=%g)", cfg->beta);
+    snprintf(buf, size, "%s%s%s%s d=%d%s", linear ? "linear " : "", m->arch == NB_ARCH_CONV ? "conv " : "",
+             beta ? "β-" : "", kinds[m->kind], m->latent, b);
+    return buf;
+}
+
+int app_given(int argc, char **argv, const char *name)
+{
+    const size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, name, n) && (!argv[i][2 + n] || argv[i][2 + n] == '='))
+            return 1;
+    return 0;
 }

@@ -1,6 +1,7 @@
-/* apps/cmd_denoise.c — `nabla denoise`: clean, corrupted and denoised rows for each corruption,
- * with the error before and after; and `--toy`, the 2-D lesson: points on a curve plus noise,
- * and the denoising map a small DAE learns, drawn as arrows. */
+/* apps/cmd_denoise.c — `nabla denoise`: clean, corrupted and denoised rows for the corruption the
+ * model was trained on (or others: --corruption, --all), with the error before and after; and
+ * `--toy`, the 2-D lesson: points on a curve plus noise, what a small DAE makes of them, and the
+ * denoising map it learns, drawn as arrows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +31,18 @@ static void curve(double t, double *x, double *y)
     *x = r * cos(2 * M_PI * t), *y = r * sin(2 * M_PI * t);
 }
 
-static int toy(const nb_train_cfg *cfg, double sigma, int steps)
+/* One standard normal draw (Box-Muller): the toy's noise for its pictures. */
+static double normal1(nb_rng *r)
 {
-    enum { B = 256, H = 64, GRID = 21, NPTS = 600 };
+    const double u = 1 - nb_rng_uniform1(r), v = nb_rng_uniform1(r);
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+int app_denoise_toy(const char *out, uint64_t seed, double sigma, int steps)
+{
+    enum { B = 256, H = 64, GRID = 17, NPTS = 600, NSHOW = 400 };
     nb_params *ps = nb_params_new(NB_F32);
-    nb_rng r = nb_rng_seed(cfg->seed);
+    nb_rng r = nb_rng_seed(seed);
     nb_mlp net;
     const int sizes[4] = {2, H, H, 2};
     nb_optim *opt = NULL;
@@ -59,6 +67,8 @@ static int toy(const nb_train_cfg *cfg, double sigma, int steps)
         if (nb_backward(tp, loss) || nb_optim_step(opt)) {
             fprintf(stderr, "nabla denoise: toy: %s%s\n", nb_tape_error(tp), nb_last_error());
             rc = APP_FAIL;
+        } else if ((step + 1) % (steps >= 10 ? steps / 10 : 1) == 0 || step + 1 == steps) {
+            printf("  toy DAE: step %d/%d, squared error %.4f per coordinate\n", step + 1, steps, nb_get(loss, 0));
         }
     }
     /* the learned map on a grid: an arrow from each point to its denoised image */
@@ -70,17 +80,36 @@ static int toy(const nb_train_cfg *cfg, double sigma, int steps)
         x0[i] = -1.6 + 3.2 * (i % GRID) / (GRID - 1), y0[i] = -1.6 + 3.2 * (i / GRID) / (GRID - 1);
         nb_set(g, 2 * i, x0[i]), nb_set(g, 2 * i + 1, y0[i]);
     }
-    nb_tensor *out = nb_mlp_fwd(tp, &net, g);
-    for (int i = 0; out && i < GRID * GRID; i++) x1[i] = nb_get(out, 2 * i), y1[i] = nb_get(out, 2 * i + 1);
-    for (int i = 0; i < NPTS; i++) curve((double)i / NPTS, &px[i], &py[i]);
-    char path[600], title[128];
-    snprintf(title, sizeof title, "2-D denoising AE: x + N(0, %.2g^2) -> learned map", sigma);
-    if (!rc && (!out || app_out_path(cfg->out, "denoise_toy.png", path, sizeof path) ||
-                plot_arrows(path, title, x0, y0, x1, y1, GRID * GRID, px, py, NPTS)))
+    nb_tensor *res = nb_mlp_fwd(tp, &net, g);
+    for (int i = 0; res && i < GRID * GRID; i++) x1[i] = nb_get(res, 2 * i), y1[i] = nb_get(res, 2 * i + 1);
+    for (int i = 0; i < NPTS; i++) curve((double)(i % (NPTS - 1)) / (NPTS - 1), &px[i], &py[i]);
+    /* fresh noisy points, and what the DAE makes of them */
+    static double nx[NSHOW], ny[NSHOW], dx[NSHOW], dy[NSHOW];
+    nb_tensor *pts = nb_empty(tp, NB_F32, NB_SHAPE(NSHOW, 2));
+    for (int i = 0; pts && i < NSHOW; i++) {
+        double cx, cy;
+        curve(nb_rng_uniform1(&r), &cx, &cy);
+        nx[i] = cx + sigma * normal1(&r), ny[i] = cy + sigma * normal1(&r);
+        nb_set(pts, 2 * i, nx[i]), nb_set(pts, 2 * i + 1, ny[i]);
+    }
+    nb_tensor *den = nb_mlp_fwd(tp, &net, pts);
+    for (int i = 0; den && i < NSHOW; i++) dx[i] = nb_get(den, 2 * i), dy[i] = nb_get(den, 2 * i + 1);
+    char path[600], t1[128];
+    snprintf(t1, sizeof t1, "noisy inputs x + N(0, %.2g²)", sigma); /* short: three panels share the width */
+    const plot_layer data_l = {.label = "clean data (the curve)", .style = PLOT_LINE, .x = px, .y = py, .n = NPTS, .colour = 0};
+    const plot_layer l1[2] = {data_l, {.label = "noisy inputs", .x = nx, .y = ny, .n = NSHOW, .colour = 4, .size = 0.5}};
+    const plot_layer l2[2] = {data_l, {.label = "denoised outputs", .x = dx, .y = dy, .n = NSHOW, .colour = 1, .size = 0.5}};
+    const plot_layer l3[2] = {data_l, {.label = "input -> output", .style = PLOT_ARROWS, .x = x0, .y = y0, .x1 = x1,
+                                      .y1 = y1, .n = GRID * GRID, .colour = 1}};
+    const plot_panel panels[3] = {{t1, "x₁", "x₂", 2, l1},
+                                  {"the DAE's outputs for them", "x₁", "x₂", 2, l2},
+                                  {"its map on a grid", "x₁", "x₂", 2, l3}};
+    if (!rc && (!res || !den || app_out_path(out, "denoise_toy.png", path, sizeof path) ||
+                plot_layers(path, 3, panels)))
         rc = app_fail("denoise", "toy plot");
     if (!rc) {
         printf("wrote %s\n", path);
-        FILE *f = app_open_csv(cfg->out, "denoise_toy.csv", "x,y,denoised_x,denoised_y");
+        FILE *f = app_open_csv(out, "denoise_toy.csv", "x,y,denoised_x,denoised_y");
         if (f) {
             for (int i = 0; i < GRID * GRID; i++) fprintf(f, "%.5f,%.5f,%.5f,%.5f\n", x0[i], y0[i], x1[i], y1[i]);
             fclose(f);
@@ -98,9 +127,10 @@ out:
 int cmd_denoise(int argc, char **argv)
 {
     app_flag flags[] = {
-        {.name = "checkpoint", .help = "the trained (denoising) model", .def = "<out>/checkpoint.safetensors"},
-        {.name = "corruption", .help = "a corruption (as for --corrupt); default: the six of the lesson",
-         .repeat = 1},
+        APP_RUN_FLAGS,
+        {.name = "corruption", .help = "a corruption (as for --corrupt) to apply instead of the model's own",
+         .def = "the one the model was trained with", .repeat = 1},
+        {.name = "all", .help = "the six corruptions of the lesson, to see how a model does on others", .is_switch = 1},
         {.name = "n", .help = "images per row", .def = "8"},
         {.name = "eval", .help = "test images the errors are averaged over", .def = "1000"},
         {.name = "toy", .help = "also the 2-D toy: points on a curve plus noise", .is_switch = 1},
@@ -109,24 +139,33 @@ int cmd_denoise(int argc, char **argv)
     };
     const int nf = sizeof flags / sizeof flags[0];
     nb_train_cfg cfg;
-    int rc = app_parse(argc, argv, "denoise", "For each corruption, rows of clean, corrupted and denoised test "
-                       "images, and the squared error per image before and after (denoise.csv).", flags, nf, &cfg, 1);
+    int rc = app_parse(argc, argv, "denoise", "Rows of clean, corrupted and denoised test images for the corruption "
+                       "the model was trained with (a DAE learns to undo that one), and the squared error per image "
+                       "before and after (denoise.csv).", flags, nf, &cfg, APP_KEYS("data", "seed"));
     if (rc) return rc < 0 ? APP_OK : rc;
     int bad = 0;
     const long n = app_flag_long(flags, nf, "n", 8, &bad), neval = app_flag_long(flags, nf, "eval", 1000, &bad);
     const double toy_sigma = app_flag_double(flags, nf, "toy-sigma", 0.25, &bad);
     const long toy_steps = app_flag_long(flags, nf, "toy-steps", 3000, &bad);
-    if (bad || n < 1 || n > 64 || neval < n) return app_usage("denoise", "--n 1 to 64, --eval at least --n");
-    const int nc = flags[1].count ? flags[1].count : 6;
-    nb_corruption corr[6];
-    for (int k = 0; k < nc; k++)
-        if (nb_corruption_parse(&corr[k], flags[1].count ? flags[1].value[k] : default_corruptions[k]))
-            return app_usage("denoise", "%s", nb_last_error());
-    char buf[600];
+    if (bad || n < 1 || n > 64 || neval < n || toy_steps < 1 || !(toy_sigma > 0))
+        return app_usage("denoise", "--n 1 to 64, --eval at least --n, --toy-steps and --toy-sigma above 0");
+    app_run run;
+    if ((rc = app_resolve_run("denoise", flags, nf, &run))) return rc;
     app_model am;
     nb_dataset test;
-    if (app_load_model(app_checkpoint(flags, nf, &cfg, buf, sizeof buf), &am)) return app_fail("denoise", NULL);
-    if (nb_dataset_load(&test, cfg.data, "t10k")) {
+    if (app_load_model(run.checkpoint, &am)) return app_fail("denoise", NULL);
+    const app_flag *given = &flags[2];
+    const int all = flags[3].count || (!given->count && !am.cfg.corrupt.n);
+    const int nc = given->count ? given->count : all ? 6 : 1;
+    nb_corruption corr[6];
+    for (int k = 0; k < nc; k++)
+        if (given->count || all ? nb_corruption_parse(&corr[k], given->count ? given->value[k] : default_corruptions[k])
+                                : (corr[k] = am.cfg.corrupt, NB_OK)) {
+            app_free_model(&am);
+            return app_usage("denoise", "%s", nb_last_error());
+        }
+    const char *data = app_given(argc, argv, "data") ? cfg.data : am.cfg.data;
+    if (nb_dataset_load(&test, data, "t10k")) {
         app_free_model(&am);
         return app_fail("denoise", NULL);
     }
@@ -136,6 +175,8 @@ int cmd_denoise(int argc, char **argv)
     int64_t *idx = malloc((size_t)count * sizeof *idx);
     for (long i = 0; i < count; i++) idx[i] = i;
     nb_tensor *parts[18];
+    const char *labels[18];
+    char names[6][128], trained[128], model[96], title[400];
     int prow[18];
     double err_in[6], err_out[6];
     const nb_model_cfg *m = &am.cfg.model;
@@ -152,23 +193,29 @@ int cmd_denoise(int argc, char **argv)
             break;
         }
         err_in[k] = mse_per_image(xc, x), err_out[k] = mse_per_image(rec, x);
+        nb_corruption_str(&corr[k], names[k], sizeof names[k]);
         parts[3 * k] = nb_slice(tp, x, 0, 0, n, 1);
         parts[3 * k + 1] = nb_slice(tp, xc, 0, 0, n, 1);
         parts[3 * k + 2] = nb_slice(tp, rec, 0, 0, n, 1);
+        labels[3 * k] = "clean", labels[3 * k + 1] = names[k], labels[3 * k + 2] = "denoised";
         prow[3 * k] = prow[3 * k + 1] = prow[3 * k + 2] = 1;
     }
+    nb_corruption_str(&am.cfg.corrupt, trained, sizeof trained);
+    app_model_name(&am.cfg, model, sizeof model);
+    snprintf(title, sizeof title, "%s trained on %s inputs: clean, corrupted and denoised test images",
+             model, am.cfg.corrupt.n ? trained : "clean");
+    const img_text text = {title, labels, NULL};
     if (!rc)
-        rc = app_write_images("denoise", cfg.out, "denoise.png", 3 * nc, (const nb_tensor *const *)parts, prow, (int)n,
-                              m->channels, m->height, m->width);
-    if (!rc) printf("  (per corruption: clean, corrupted, denoised)\n");
-    FILE *f = rc ? NULL : app_open_csv(cfg.out, "denoise.csv",
+        rc = app_write_images("denoise", run.out, "denoise.png", &text, 3 * nc, (const nb_tensor *const *)parts, prow,
+                              (int)n, m->channels, m->height, m->width);
+    FILE *f = rc ? NULL : app_open_csv(run.out, "denoise.csv",
                                        "corruption,images,squared_error_corrupted,squared_error_denoised");
     if (f) {
+        printf("%s trained on %s; squared error per image over %ld test images:\n", model,
+               am.cfg.corrupt.n ? trained : "clean inputs", count);
         for (int k = 0; k < nc; k++) {
-            char name[128];
-            nb_corruption_str(&corr[k], name, sizeof name);
-            fprintf(f, "%s,%ld,%.4f,%.4f\n", name, count, err_in[k], err_out[k]);
-            printf("  %-16s squared error per image: corrupted %8.2f, denoised %8.2f\n", name, err_in[k], err_out[k]);
+            fprintf(f, "%s,%ld,%.4f,%.4f\n", names[k], count, err_in[k], err_out[k]);
+            printf("  %-16s corrupted %8.2f, denoised %8.2f\n", names[k], err_in[k], err_out[k]);
         }
         fclose(f);
     }
@@ -176,6 +223,6 @@ int cmd_denoise(int argc, char **argv)
     nb_tape_free(tp);
     nb_dataset_free(&test);
     app_free_model(&am);
-    if (!rc && flags[4].count) rc = toy(&cfg, toy_sigma, (int)toy_steps);
+    if (!rc && flags[6].count) rc = app_denoise_toy(run.out, cfg.seed, toy_sigma, (int)toy_steps);
     return rc;
 }

@@ -12,9 +12,15 @@
 
 enum { MAX_EPOCHS = 4096 };
 
-/* Reads metrics.csv back (so a resumed run draws its whole history) and draws the three panels:
- * -ELBO, reconstruction and KL per epoch, train and test. */
-static nb_status draw_curves(const char *out)
+/* What an AE's loss is: the squared error, or the BCE of a Bernoulli decoder. */
+static const char *ae_unit(const nb_model_cfg *m)
+{
+    return m->decoder == NB_DEC_BERNOULLI ? "BCE, nats per image" : "squared error per image";
+}
+
+/* Reads metrics.csv back (so a resumed run draws its whole history) and draws the panels: for a
+ * VAE -ELBO, reconstruction and KL per epoch, train and test; for an AE its one loss. */
+static nb_status draw_curves(const char *out, const nb_train_cfg *cfg)
 {
     char csv[600], png[600];
     snprintf(csv, sizeof csv, "%s/metrics.csv", out);
@@ -39,8 +45,15 @@ static nb_status draw_curves(const char *out)
         {"train", ep, col[1], n, 0}, {"test", ep, col[4], n, 1},
         {"train", ep, col[2], n, 0}, {"test", ep, col[5], n, 1},
     };
-    const char *titles[3] = {"-ELBO (nats/image)", "reconstruction (nats/image)", "KL (nats/image)"};
-    return plot_panels(png, 3, titles, "epoch", (const int[]){2, 2, 2}, s);
+    char title[160], name[96];
+    if (cfg->model.kind < NB_VAE) {
+        snprintf(title, sizeof title, "%s: loss per epoch", app_model_name(cfg, name, sizeof name));
+        const char *t1[1] = {title}, *y1[1] = {ae_unit(&cfg->model)};
+        return plot_panels(png, 1, t1, "epoch", y1, (const int[]){2}, s + 2);
+    }
+    const char *titles[3] = {"-ELBO", "reconstruction", "KL"};
+    const char *ylabels[3] = {"nats per image", "nats per image", "nats per image"};
+    return plot_panels(png, 3, titles, "epoch", ylabels, (const int[]){2, 2, 2}, s);
 }
 
 typedef struct train_ctx {
@@ -48,22 +61,22 @@ typedef struct train_ctx {
     int vae, tty;
 } train_ctx;
 
-/* A progress bar on a terminal; elsewhere a line per quarter epoch. On stderr: stdout keeps the
- * epoch lines, which scripts read. */
+/* A progress bar on a terminal; elsewhere a line per quarter epoch. On stdout with the epoch
+ * lines, so that they come in order wherever both go; the step lines start with "  step". */
 static void on_step(const nb_step_log *l, void *p)
 {
     const train_ctx *c = p;
     if (c->cfg->progress == 0) return;
     const int width = 24, fill = (int)(width * l->batch / (l->batches ? l->batches : 1));
     if (c->tty) {
-        fprintf(stderr, "\r  epoch %d/%d [%.*s%*s] %lld/%lld  loss %8.2f  %6.0f img/s  ETA %2d:%02d ",
-                l->epoch, l->epochs, fill, "########################", width - fill, "",
-                (long long)l->batch, (long long)l->batches, l->mean_loss, l->images_per_s,
-                (int)l->eta_s / 60, (int)l->eta_s % 60);
-        if (l->batch == l->batches) fprintf(stderr, "\r%*s\r", 100, "");
+        printf("\r  epoch %d/%d [%.*s%*s] %lld/%lld  loss %8.2f  %6.0f img/s  ETA %2d:%02d ", l->epoch, l->epochs,
+               fill, "########################", width - fill, "", (long long)l->batch, (long long)l->batches,
+               l->mean_loss, l->images_per_s, (int)l->eta_s / 60, (int)l->eta_s % 60);
+        if (l->batch == l->batches) printf("\r%*s\r", 100, "");
+        fflush(stdout);
     } else if (l->batch % ((l->batches + 3) / 4) == 0 || l->batch == l->batches) {
-        fprintf(stderr, "  epoch %d/%d: %lld/%lld batches, loss %.2f, %.0f img/s\n", l->epoch,
-                l->epochs, (long long)l->batch, (long long)l->batches, l->mean_loss, l->images_per_s);
+        printf("  step %lld: epoch %d/%d, %lld/%lld batches, loss %.2f so far, %.0f img/s\n", (long long)l->step,
+               l->epoch, l->epochs, (long long)l->batch, (long long)l->batches, l->mean_loss, l->images_per_s);
     }
 }
 
@@ -74,11 +87,12 @@ static void on_epoch(const nb_epoch_log *l, void *p)
     if (c->vae) printf(" (recon %.2f + KL %.2f)", l->train_recon, l->train_kl);
     printf("  test %.2f", l->test.elbo_loss);
     if (c->vae)
-        printf(" (recon %.2f + KL %.2f, %.4f bits/dim, %d/%d active)  beta %.3g", l->test.recon,
+        printf(" (recon %.2f + KL %.2f) -ELBO, nats per image, %.4f bits/dim, %d/%d active, beta %.3g", l->test.recon,
                l->test.kl, l->test.bits_per_dim, l->test.active_units, l->test.latent, l->beta);
+    else
+        printf(" %s", ae_unit(&c->cfg->model));
     printf("  %.1f s, %.0f img/s\n", l->seconds, l->images_per_s);
-    fflush(stdout);
-    if (draw_curves(c->cfg->out)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
+    if (draw_curves(c->cfg->out, c->cfg)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
 }
 
 static void describe(const nb_trainer *t, const nb_dist *d)
@@ -87,10 +101,13 @@ static void describe(const nb_trainer *t, const nb_dist *d)
     const nb_model_cfg *m = &c->model;
     static const char *kinds[] = {"AE", "denoising AE", "VAE", "conditional VAE"};
     static const char *decs[] = {"Bernoulli", "Gaussian (fixed sigma)", "Gaussian (learned shared variance)",
-                                 "Gaussian (learned per-pixel variance)"};
-    printf("training a %s (%s, latent %d, %s decoder) on %lld images of %dx%dx%d from %s\n", kinds[m->kind],
-           m->arch == NB_ARCH_MLP ? "MLP" : "conv", m->latent, decs[m->decoder],
-           (long long)nb_trainer_data(t, 0)->n, m->channels, m->height, m->width, c->data);
+                                 "Gaussian (learned per-pixel variance)", "Gaussian (log-variance head)"};
+    char dname[96];
+    printf("training a %s (%s%s, latent %d, %s decoder%s) on %lld images of %dx%dx%d from %s (%s)\n", kinds[m->kind],
+           m->arch == NB_ARCH_MLP ? "MLP" : "conv", m->arch == NB_ARCH_MLP && !m->nhidden ? " without hidden layers" : "",
+           m->latent, decs[m->decoder], m->output == NB_OUT_IDENTITY && m->decoder ? ", identity output" : "",
+           (long long)nb_trainer_data(t, 0)->n, m->channels, m->height, m->width, c->data,
+           app_data_name(c->data, dname, sizeof dname));
     printf("%d epochs, batch %lld, %s lr %g, seed %llu, %d threads; writing to %s/\n", c->epochs,
            (long long)c->batch, (const char *[]){"SGD", "Adam", "AdamW", "Adagrad"}[c->optim.kind], c->optim.lr,
            (unsigned long long)c->seed, nb_get_threads(), c->out);
@@ -108,13 +125,14 @@ static void report_allreduce(const nb_dist *d)
     if (calls) printf("all-reduce of the gradients: %lld calls, %.3f ms each\n", (long long)calls, 1e3 * s / (double)calls);
 }
 
-int cmd_train(int argc, char **argv)
+int app_train(int argc, char **argv, int record)
 {
     app_flag flags[] = {{.name = "resume", .help = "continue the run saved in this checkpoint"}};
     nb_train_cfg cfg;
     int rc = app_parse(argc, argv, "train", "Trains a model; writes config.json, metrics.csv, "
-                       "loss_curve.png and checkpoint.safetensors (after every epoch) into --out.",
-                       flags, 1, &cfg, 1);
+                       "loss_curve.png and checkpoint.safetensors (after every epoch) into --out, the run's "
+                       "directory, and remembers it as the last run: the picture commands read it when given "
+                       "no --out.", flags, 1, &cfg, NULL);
     if (rc) return rc < 0 ? APP_OK : rc;
     nb_dist *d; /* NULL unless started by mpirun */
     if (nb_dist_init_env(&d)) return app_fail("train", NULL);
@@ -125,12 +143,15 @@ int cmd_train(int argc, char **argv)
     if (t) {
         if (lead) describe(t, d);
         const nb_train_cfg *c = nb_trainer_cfg(t);
-        train_ctx ctx = {c, nb_model_is_vae(nb_trainer_model(t)), c->progress < 0 ? isatty(2) : c->progress};
+        train_ctx ctx = {c, nb_model_is_vae(nb_trainer_model(t)), c->progress < 0 ? isatty(1) : c->progress};
         st = nb_trainer_run(t, &(nb_train_hooks){on_step, on_epoch, &ctx});
         if (!st && lead) report_allreduce(d);
+        if (!st && lead && record) app_last_run_save(cfg.out);
         nb_trainer_free(t);
     }
     if (st && lead) app_fail("train", NULL);
     nb_dist_free(d);
     return st ? APP_FAIL : APP_OK;
 }
+
+int cmd_train(int argc, char **argv) { return app_train(argc, argv, 1); }

@@ -27,6 +27,25 @@ nb_status img_write_stack(const char *path, int n, const nb_tensor *const *ts, c
                           int cols, int channels, int height, int width, int pad, int border,
                           int scale);
 
+/* What a picture says about itself, drawn into the PNG (cairo's text, DejaVu Sans): a title on
+ * top, a label left of each stacked grid (e.g. "test images", "PCA d=2") and optionally one above
+ * each column. Any of them may be NULL; "\n" breaks a label, and a title too wide is wrapped. */
+typedef struct img_text {
+    const char *title;
+    const char *const *row_labels; /* one per grid of the stack */
+    const char *const *col_labels; /* one per column */
+} img_text;
+
+/* img_write_stack with text: the stack sits in the bottom-right corner, below a band for the
+ * title and the column labels and right of a column as wide as the longest row label, so it
+ * starts at x = width − stack width, y = height − stack height. The title is wrapped to the
+ * picture's width (at least IMG_MIN_TEXT_W pixels wide). Errors as for img_write_stack, and
+ * NB_ERR_BACKEND when cairo fails. */
+enum { IMG_MIN_TEXT_W = 360 };
+nb_status img_write_labelled(const char *path, const img_text *text, int n, const nb_tensor *const *ts,
+                             const int *rows, int cols, int channels, int height, int width, int pad,
+                             int border, int scale);
+
 /* Reads a PNG's size and channels: 1 grey, 2 grey + alpha, 3 RGB (or palette), 4 RGBA (tests
  * check what apps wrote). Decodes every row, so a truncated file fails: NB_ERR_IO when it cannot
  * be opened, NB_ERR_FORMAT when it is not a complete PNG. */

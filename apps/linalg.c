@@ -4,6 +4,7 @@
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "apps/linalg.h"
 #include "tensor/error.h"
@@ -137,4 +138,48 @@ void gauss_sample(const double *mean, const double *chol, int d, const double *e
         for (int j = 0; j <= i; j++) s += chol[i * d + j] * eps[j];
         out[i] = s;
     }
+}
+
+/* An orthonormal basis of the columns of A (n × d, row-major), in place; fails when they are
+ * dependent (a zero on R's diagonal). */
+static nb_status orthonormal(double *A, int n, int d, const char *which)
+{
+    double *tau = malloc((size_t)d * sizeof *tau);
+    if (!tau) return nb_error(NB_ERR_NOMEM, "subspace_cosines: out of memory");
+    lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, n, d, A, d, tau);
+    double rmax = 0, rmin = INFINITY;
+    for (int i = 0; !info && i < d; i++) rmax = fmax(rmax, fabs(A[i * d + i])), rmin = fmin(rmin, fabs(A[i * d + i]));
+    if (!info && !(rmin > 1e-12 * rmax))
+        info = -100;
+    else if (!info)
+        info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, n, d, d, A, d, tau);
+    free(tau);
+    if (info == -100) return nb_error(NB_ERR_ARG, "subspace_cosines: the columns of %s are linearly dependent", which);
+    if (info) return nb_error(NB_ERR_BACKEND, "subspace_cosines: LAPACK QR failed (info %d)", (int)info);
+    return NB_OK;
+}
+
+nb_status subspace_cosines(const double *A, const double *B, int n, int da, int db, double *cos_out)
+{
+    if (!A || !B || !cos_out) return nb_error(NB_ERR_ARG, "subspace_cosines: NULL argument");
+    if (da < 1 || db < 1 || da > n || db > n)
+        return nb_error(NB_ERR_ARG, "subspace_cosines: need 1 <= da, db <= n, got %d, %d, n = %d", da, db, n);
+    double *qa = malloc((size_t)n * da * sizeof *qa), *qb = malloc((size_t)n * db * sizeof *qb);
+    double *m = malloc((size_t)da * db * sizeof *m), *sv = malloc((size_t)(da < db ? da : db) * sizeof *sv);
+    double *work = malloc((size_t)(da < db ? da : db) * sizeof *work);
+    nb_status st = qa && qb && m && sv && work ? NB_OK : nb_error(NB_ERR_NOMEM, "subspace_cosines: out of memory");
+    if (!st) {
+        memcpy(qa, A, (size_t)n * da * sizeof *qa);
+        memcpy(qb, B, (size_t)n * db * sizeof *qb);
+        st = orthonormal(qa, n, da, "A");
+    }
+    if (!st) st = orthonormal(qb, n, db, "B");
+    if (!st) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, da, db, n, 1.0, qa, da, qb, db, 0.0, m, db);
+        const lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', da, db, m, db, sv, NULL, 1, NULL, 1, work);
+        if (info) st = nb_error(NB_ERR_BACKEND, "subspace_cosines: LAPACKE_dgesvd failed (info %d)", (int)info);
+        for (int i = 0; !st && i < (da < db ? da : db); i++) cos_out[i] = fmin(1.0, sv[i]);
+    }
+    free(qa), free(qb), free(m), free(sv), free(work);
+    return st;
 }

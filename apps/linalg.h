@@ -19,4 +19,10 @@ nb_status gauss_fit(const double *rows, int64_t n, int d, double *mean, double *
 /* A sample mean + L·ε for a given standard normal ε (d). */
 void gauss_sample(const double *mean, const double *chol, int d, const double *eps, double *out);
 
+/* The principal angles between the column spaces of A (n × da, row-major) and B (n × db), the
+ * first spanning a subspace of n-space and the second another: cos θ_i (min(da, db) values,
+ * largest first, i.e. the smallest angle first) as the singular values of Q_Aᵀ Q_B, with Q_A,
+ * Q_B orthonormal bases (LAPACKE_dgeqrf, dorgqr, dgesvd). A rank-deficient A or B fails. */
+nb_status subspace_cosines(const double *A, const double *B, int n, int da, int db, double *cos_out);
+
 #endif

@@ -12,9 +12,11 @@ static const app_cmd commands[] = {
     {"manifold", "the learned 2-D latent manifold (Kingma & Welling, fig. 4)", cmd_manifold},
     {"scatter", "test-set codes coloured by label", cmd_scatter},
     {"evaluate", "test-set metrics and the importance-sampled log-likelihood", cmd_evaluate},
+    {"traverse", "latent traversals: one row per latent dimension, the others fixed (β-VAE)", cmd_traverse},
     {"denoise", "clean / corrupted / denoised rows for each corruption, and the 2-D toy", cmd_denoise},
-    {"compare", "the side-by-side lesson: AE, PCA, VAE, DAE, collapse diagnostics", cmd_compare},
-    {"demo", "train a VAE on Fashion-MNIST and write pictures and a report", cmd_demo},
+    {"compare", "the whole course side by side: PCA and AEs, generating, denoising, VAEs, decoders, CVAE, β-VAE",
+     cmd_compare},
+    {"demo", "train a VAE (and a 2-D one) and write pictures and a report", cmd_demo},
 };
 enum { NCMD = sizeof commands / sizeof commands[0] };
 
@@ -26,6 +28,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* results and progress share stdout; line by line, so that they stay in order with the
+     * messages on stderr when both go to one file or pipe */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         usage(stderr);
         return APP_USAGE;

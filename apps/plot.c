@@ -145,7 +145,8 @@ static void draw_series(const plot_series *s, int log_y, double *bx, double *by)
     flush_run(m, bx, by);
 }
 
-/* A legend of line samples in the top-right corner of the plot, for the series with labels. */
+/* A legend of line samples for the series with labels, outside the frame so that it never hides
+ * a curve: one row under the x-axis label. */
 static void legend_lines(int ns, const plot_series *s, double text_scale)
 {
     PLINT opt[LEGEND_MAX], tcol[LEGEND_MAX], lcol[LEGEND_MAX], lsty[LEGEND_MAX];
@@ -159,8 +160,8 @@ static void legend_lines(int ns, const plot_series *s, double text_scale)
         m++;
     }
     if (!m) return;
-    pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_TOP | PL_POSITION_RIGHT,
-             0.02, 0.02, 0.08, COL_BG, COL_INK, 1, 0, 0, m, opt, 1.0, text_scale, 2.0, 0.0, tcol, text,
+    pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_BOTTOM | PL_POSITION_OUTSIDE,
+             0, 0.25, 0.06, COL_BG, COL_INK, 1, 1, m, m, opt, 1.0, text_scale, 2.0, 0.0, tcol, text,
              NULL, NULL, NULL, NULL, lcol, lsty, lwid, NULL, NULL, NULL, NULL);
 }
 
@@ -176,7 +177,7 @@ static void draw_lines(const char *title, const char *xlabel, const char *ylabel
         }
     range_finish(&rx), range_finish(&ry);
     pladv(0); /* the next subpage, in panels */
-    plvsta();
+    plvpor(0.17, 0.96, 0.34, 0.90); /* room left for the y label, below for the x label and the legend */
     axes(&rx, &ry, log_y);
     pllab(str_or_empty(xlabel), str_or_empty(ylabel), str_or_empty(title));
     plwidth(2);
@@ -225,7 +226,7 @@ nb_status plot_lines(const char *path, const char *title, const char *xlabel, co
 }
 
 nb_status plot_panels(const char *path, int npanels, const char *const *titles, const char *xlabel,
-                      const int *nseries, const plot_series *s)
+                      const char *const *ylabels, const int *nseries, const plot_series *s)
 {
     if (!path || npanels < 1 || npanels > MAX_PANELS || !nseries)
         return nb_error(NB_ERR_ARG, "plot_panels: NULL path or nseries, or npanels %d not 1..%d",
@@ -241,20 +242,22 @@ nb_status plot_panels(const char *path, int npanels, const char *const *titles, 
     double *buf = st ? NULL : series_buffer(total, s, &n);
     if (!st && !buf) st = nb_error(NB_ERR_NOMEM, "%s: out of memory", path);
     char *tmp;
-    const int w = PANEL_W * npanels;
-    if (!st && !(st = plot_begin(path, w, PANEL_H, &tmp))) {
+    const int w = npanels == 1 ? PLOT_W : PANEL_W * npanels, h = npanels == 1 ? PLOT_H : PANEL_H;
+    if (!st && !(st = plot_begin(path, w, h, &tmp))) {
         plssub(npanels, 1); /* draw_lines moves on to the next subpage */
-        plschr(0, 0.8);     /* PLplot keeps the full-page letter size in a smaller panel */
+        if (npanels > 1) plschr(0, 0.8); /* PLplot keeps the full-page letter size in a smaller panel */
         for (int i = 0, first = 0; i < npanels; first += nseries[i], i++)
-            draw_lines(titles ? titles[i] : NULL, xlabel, NULL, nseries[i], s + first, 0, 0.6, buf, buf + n);
-        st = plot_end(path, tmp, w, PANEL_H);
+            draw_lines(titles ? titles[i] : NULL, xlabel, ylabels ? ylabels[i] : NULL, nseries[i], s + first, 0, 0.7,
+                       buf, buf + n);
+        st = plot_end(path, tmp, w, h);
     }
     free(buf);
     return st;
 }
 
-nb_status plot_scatter(const char *path, const char *title, const double *x, const double *y,
-                       const int *label, int n, int nlabels, const char *const *label_names)
+nb_status plot_scatter(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                       const double *x, const double *y, const int *label, int n, int nlabels,
+                       const char *const *label_names)
 {
     if (!path || n < 0 || (n && (!x || !y || !label)) || nlabels < 1)
         return nb_error(NB_ERR_ARG, "plot_scatter: NULL path or points, or n %d < 0, or nlabels %d < 1",
@@ -270,9 +273,9 @@ nb_status plot_scatter(const char *path, const char *title, const double *x, con
     nb_status st = plot_begin(path, PLOT_W, PLOT_H, &tmp);
     if (st) return st;
     pladv(0);
-    plvpor(0.08, 0.80, 0.10, 0.92); /* room on the right for the legend */
+    plvpor(0.10, 0.80, 0.12, 0.92); /* room on the left for the y label, on the right for the legend */
     axes(&rx, &ry, 0);
-    pllab("", "", str_or_empty(title));
+    pllab(str_or_empty(xlabel), str_or_empty(ylabel), str_or_empty(title));
     plssym(0, 0.5);
     for (int i = 0; i < n; i++) /* in data order, so that no class hides under another */
         if (isfinite(x[i]) && isfinite(y[i])) {
@@ -312,39 +315,96 @@ static void arrow(double x0, double y0, double x1, double y1, double mx, double 
     plline(3, x, y);
 }
 
-nb_status plot_arrows(const char *path, const char *title, const double *x0, const double *y0,
-                      const double *x1, const double *y1, int n, const double *px,
-                      const double *py, int np)
+nb_status plot_layers(const char *path, int npanels, const plot_panel *p)
 {
-    if (!path || n < 0 || (n && (!x0 || !y0 || !x1 || !y1)) || np < 0 || (np && (!px || !py)))
-        return nb_error(NB_ERR_ARG, "plot_arrows: NULL path or points, or n %d / np %d < 0", n, np);
-    range rx = {0}, ry = {0};
-    for (int i = 0; i < n; i++)
-        if (isfinite(x0[i]) && isfinite(y0[i]) && isfinite(x1[i]) && isfinite(y1[i]))
-            range_add(&rx, x0[i]), range_add(&rx, x1[i]), range_add(&ry, y0[i]), range_add(&ry, y1[i]);
-    for (int i = 0; i < np; i++)
-        if (isfinite(px[i]) && isfinite(py[i])) range_add(&rx, px[i]), range_add(&ry, py[i]);
-    range_finish(&rx), range_finish(&ry);
+    if (!path || npanels < 1 || npanels > MAX_PANELS || !p)
+        return nb_error(NB_ERR_ARG, "plot_layers: NULL path or panels, or npanels %d not 1..%d", npanels, MAX_PANELS);
+    for (int k = 0; k < npanels; k++)
+        for (int i = 0; i < p[k].nlayers; i++) {
+            const plot_layer *l = &p[k].layers[i];
+            if (l->n < 0 || (l->n && (!l->x || !l->y || (l->style == PLOT_ARROWS && (!l->x1 || !l->y1)))))
+                return nb_error(NB_ERR_ARG, "%s: panel %d, layer %d: n = %d or NULL points", path, k, i, l->n);
+        }
     char *tmp;
-    nb_status st = plot_begin(path, PLOT_W, PLOT_H, &tmp);
+    const int w = npanels == 1 ? PLOT_W : PANEL_W * npanels, h = npanels == 1 ? PLOT_H : PANEL_H;
+    nb_status st = plot_begin(path, w, h, &tmp);
     if (st) return st;
-    plcol0(COL_INK);
-    plenv(rx.lo, rx.hi, ry.lo, ry.hi, 1, 0); /* 1: equal scales, a 2-D map is not stretched */
-    pllab("", "", str_or_empty(title));
-    plcol0(COL_CLOUD);
-    plssym(0, 0.6);
-    for (int i = 0; i < np; i++)
-        if (isfinite(px[i]) && isfinite(py[i])) plpoin(1, &px[i], &py[i], 17);
-    /* millimetres per world unit, from the viewport's place on the subpage */
-    PLFLT sx0, sx1, sy0, sy1, vx0, vx1, vy0, vy1, wx0, wx1, wy0, wy1;
-    plgspa(&sx0, &sx1, &sy0, &sy1);
-    plgvpd(&vx0, &vx1, &vy0, &vy1);
-    plgvpw(&wx0, &wx1, &wy0, &wy1);
-    const double mx = (sx1 - sx0) * (vx1 - vx0) / (wx1 - wx0);
-    const double my = (sy1 - sy0) * (vy1 - vy0) / (wy1 - wy0);
-    plcol0(COL_SERIES);
-    for (int i = 0; i < n; i++)
-        if (isfinite(x0[i]) && isfinite(y0[i]) && isfinite(x1[i]) && isfinite(y1[i]))
-            arrow(x0[i], y0[i], x1[i], y1[i], mx, my);
-    return plot_end(path, tmp, PLOT_W, PLOT_H);
+    plssub(npanels, 1);
+    if (npanels > 1) plschr(0, 0.8);
+    for (int k = 0; k < npanels; k++) {
+        range rx = {0}, ry = {0};
+        for (int i = 0; i < p[k].nlayers; i++) {
+            const plot_layer *l = &p[k].layers[i];
+            for (int j = 0; j < l->n; j++) {
+                range_add(&rx, l->x[j]), range_add(&ry, l->y[j]);
+                if (l->style == PLOT_ARROWS) range_add(&rx, l->x1[j]), range_add(&ry, l->y1[j]);
+            }
+        }
+        range_finish(&rx), range_finish(&ry);
+        pladv(0);
+        /* a single map keeps room for its legend on the right; several have titles instead. Within
+         * that box, the largest viewport of equal scales, centred: a 2-D map is not stretched. */
+        const double bx0 = npanels == 1 ? 0.10 : 0.12, bx1 = npanels == 1 ? 0.62 : 0.96, by0 = 0.14, by1 = 0.88;
+        PLFLT spx0, spx1, spy0, spy1;
+        plgspa(&spx0, &spx1, &spy0, &spy1);
+        const double bw = (bx1 - bx0) * (spx1 - spx0), bh = (by1 - by0) * (spy1 - spy0);
+        const double aspect = (ry.hi - ry.lo) / (rx.hi - rx.lo);
+        const double vw = bh / aspect < bw ? bh / aspect : bw, vh = vw * aspect;
+        const double fx = vw / (spx1 - spx0), fy = vh / (spy1 - spy0), cxv = (bx0 + bx1) / 2, cyv = (by0 + by1) / 2;
+        plvpor(cxv - fx / 2, cxv + fx / 2, cyv - fy / 2, cyv + fy / 2);
+        plwind(rx.lo, rx.hi, ry.lo, ry.hi);
+        plcol0(COL_GRID);
+        plbox("g", 0, 0, "g", 0, 0);
+        plcol0(COL_INK);
+        plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+        pllab(str_or_empty(p[k].xlabel), str_or_empty(p[k].ylabel), str_or_empty(p[k].title));
+        /* millimetres per world unit, from the viewport's place on the subpage, for arrow heads */
+        PLFLT sx0, sx1, sy0, sy1, vx0, vx1, vy0, vy1, wx0, wx1, wy0, wy1;
+        plgspa(&sx0, &sx1, &sy0, &sy1);
+        plgvpd(&vx0, &vx1, &vy0, &vy1);
+        plgvpw(&wx0, &wx1, &wy0, &wy1);
+        const double mx = (sx1 - sx0) * (vx1 - vx0) / (wx1 - wx0), my = (sy1 - sy0) * (vy1 - vy0) / (wy1 - wy0);
+        PLINT opt[LEGEND_MAX], tcol[LEGEND_MAX], lcol[LEGEND_MAX], lsty[LEGEND_MAX], scol[LEGEND_MAX], snum[LEGEND_MAX];
+        PLFLT lwid[LEGEND_MAX], sscale[LEGEND_MAX], lw, lh;
+        const char *text[LEGEND_MAX], *sym[LEGEND_MAX];
+        int m = 0;
+        for (int i = 0; i < p[k].nlayers; i++) {
+            const plot_layer *l = &p[k].layers[i];
+            const int col = l->colour ? COL_SERIES + (l->colour - 1) % NCOLOURS : COL_CLOUD;
+            plcol0(col);
+            if (l->style == PLOT_LINE) {
+                plwidth(2);
+                for (int j = 0; j + 1 < l->n; j++)
+                    if (isfinite(l->x[j]) && isfinite(l->y[j]) && isfinite(l->x[j + 1]) && isfinite(l->y[j + 1]))
+                        pljoin(l->x[j], l->y[j], l->x[j + 1], l->y[j + 1]);
+                plwidth(1);
+            } else if (l->style == PLOT_ARROWS) {
+                for (int j = 0; j < l->n; j++)
+                    if (isfinite(l->x[j]) && isfinite(l->y[j]) && isfinite(l->x1[j]) && isfinite(l->y1[j]))
+                        arrow(l->x[j], l->y[j], l->x1[j], l->y1[j], mx, my);
+            } else {
+                plssym(0, l->size > 0 ? l->size : 0.6);
+                for (int j = 0; j < l->n; j++)
+                    if (isfinite(l->x[j]) && isfinite(l->y[j])) plpoin(1, &l->x[j], &l->y[j], 17);
+            }
+            if (l->names) {
+                plcol0(COL_INK);
+                for (int j = 0; j < l->n; j++)
+                    if (l->names[j] && isfinite(l->x[j]) && isfinite(l->y[j]))
+                        plptex(l->x[j] + 6 / mx * 0.25, l->y[j] + 6 / my * 0.25, 1, 0, 0, l->names[j]);
+            }
+            if (l->label && m < LEGEND_MAX) {
+                opt[m] = l->style == PLOT_DOTS ? PL_LEGEND_SYMBOL : PL_LEGEND_LINE;
+                tcol[m] = COL_INK, text[m] = l->label, lcol[m] = col, lsty[m] = 1, lwid[m] = 2;
+                scol[m] = col, sscale[m] = 1.2, snum[m] = 1, sym[m] = "●";
+                m++;
+            }
+        }
+        if (m && npanels == 1)
+            pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE,
+                     0.02, 0, 0.06, COL_BG, COL_INK, 1, 0, 0, m, opt, 1.0, 0.9, 2.0, 0.0, tcol, text, NULL, NULL, NULL,
+                     NULL, lcol, lsty, lwid, scol, sscale, snum, sym);
+
+    }
+    return plot_end(path, tmp, w, h);
 }

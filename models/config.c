@@ -40,8 +40,10 @@ typedef struct key_def {
 
 static const char *const model_names[] = {"ae", "dae", "vae", "cvae", NULL};
 static const char *const arch_names[] = {"mlp", "conv", NULL};
-static const char *const act_names[] = {"relu", "tanh", "leaky-relu", "elu", "gelu", NULL};
-static const char *const decoder_names[] = {"bernoulli", "gaussian", "gaussian-shared", "gaussian-pixel", NULL};
+static const char *const act_names[] = {"relu", "tanh", "leaky-relu", "elu", "gelu", "identity", NULL};
+static const char *const decoder_names[] = {"bernoulli", "gaussian", "gaussian-shared", "gaussian-pixel",
+                                            "gaussian-head", NULL};
+static const char *const output_names[] = {"sigmoid", "identity", NULL};
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "adagrad", NULL};
 static const char *const bin_names[] = {"none", "threshold", "dynamic", NULL};
 static const char *const precision_names[] = {"f32", "bf16", NULL};
@@ -51,10 +53,12 @@ static const key_def keys[] = {
     {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae", 0, 0},
     {"arch", T_ENUM, OFF(model.arch), arch_names, "mlp | conv", 0, 0},
     {"latent", T_INT, OFF(model.latent), NULL, "size of the code z", 1, 4096},
-    {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196", 0, 0},
+    {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196; none: no hidden layer", 0, 0},
     {"conv-channels", T_INT, OFF(model.conv1), NULL, "channels of the first conv layer (the second has twice)", 1, 1024},
-    {"act", T_ENUM, OFF(model.act), act_names, "relu | tanh | leaky-relu | elu | gelu", 0, 0},
-    {"decoder", T_ENUM, OFF(model.decoder), decoder_names, "bernoulli | gaussian | gaussian-shared | gaussian-pixel", 0, 0},
+    {"act", T_ENUM, OFF(model.act), act_names, "relu | tanh | leaky-relu | elu | gelu | identity", 0, 0},
+    {"decoder", T_ENUM, OFF(model.decoder), decoder_names,
+     "bernoulli | gaussian | gaussian-shared | gaussian-pixel | gaussian-head (learned log-variance: one, per pixel, a head)", 0, 0},
+    {"output", T_ENUM, OFF(model.output), output_names, "sigmoid | identity: the Gaussian decoder's mean from its last layer", 0, 0},
     {"sigma", T_DOUBLE, OFF(model.sigma), NULL, "fixed decoder standard deviation (decoder gaussian)", 1e-6, 1e6},
     {"init-std", T_DOUBLE, OFF(model.init_std), NULL, "weights and biases ~ N(0, this) instead of PyTorch's defaults (0: PyTorch)", 0, 100},
     {"logvar-min", T_DOUBLE, OFF(model.logvar_min), NULL, "clamp of a learned log-variance (off when min >= max)", -100, 100},
@@ -174,7 +178,7 @@ nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
     case T_HIDDEN: {
         int n = 0, sizes[NB_MAX_HIDDEN];
         char buf[128], *save = NULL;
-        snprintf(buf, sizeof buf, "%s", value);
+        snprintf(buf, sizeof buf, "%s", strcmp(value, "none") ? value : "");
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (n == NB_MAX_HIDDEN || !parse_int64(t, &i) || i < 1 || i > 1 << 20)
                 return bad(key, value, "1 to 4 positive sizes separated by commas, or 'none'");
@@ -207,15 +211,27 @@ nb_status nb_train_set(nb_train_cfg *c, const char *key, const char *value)
     return NB_ERR_ARG;
 }
 
+/* The shortest %g text that reads back as exactly v: 0.1, not 0.10000000000000001, and still
+ * exact in config.json. */
+static const char *shortest(char *buf, size_t size, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 /* The value of a key as nb_train_set would take it back. */
 static void get_value(const nb_train_cfg *c, const key_def *k, char *buf, size_t size)
 {
     const char *p = (const char *)c + k->off;
+    char g[32];
     switch (k->type) {
     case T_INT: snprintf(buf, size, "%d", *(const int *)p); break;
     case T_INT64: snprintf(buf, size, "%lld", (long long)*(const int64_t *)p); break;
     case T_U64: snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case T_DOUBLE: snprintf(buf, size, "%.17g", *(const double *)p); break;
+    case T_DOUBLE: shortest(buf, size, *(const double *)p); break;
     case T_STRING: snprintf(buf, size, "%s", p); break;
     case T_ENUM: snprintf(buf, size, "%s", k->names[*(const int *)p]); break;
     case T_HIDDEN: {
@@ -228,9 +244,9 @@ static void get_value(const nb_train_cfg *c, const key_def *k, char *buf, size_t
     case T_CORRUPT: nb_corruption_str(&c->corrupt, buf, size); break;
     case T_SCHEDULE:
         if (c->schedule.kind == NB_LR_STEP)
-            snprintf(buf, size, "step:%d:%.17g", c->schedule.step_size, c->schedule.gamma);
+            snprintf(buf, size, "step:%d:%s", c->schedule.step_size, shortest(g, sizeof g, c->schedule.gamma));
         else if (c->schedule.kind == NB_LR_EXPONENTIAL)
-            snprintf(buf, size, "exp:%.17g", c->schedule.gamma);
+            snprintf(buf, size, "exp:%s", shortest(g, sizeof g, c->schedule.gamma));
         else
             snprintf(buf, size, "none");
         break;
@@ -354,4 +370,15 @@ nb_status nb__train_cfg_from_json(nb_train_cfg *c, const char *text, const char 
     nb_status st = set_from_json(c, o, origin);
     cJSON_Delete(o);
     return st;
+}
+
+const char *nb_train_key_info(int i, const char **help, char *def, size_t size)
+{
+    if (i < 0 || i >= NKEYS) return NULL;
+    if (help) *help = keys[i].help;
+    if (def && size) {
+        const nb_train_cfg d = nb_train_defaults();
+        get_value(&d, &keys[i], def, size);
+    }
+    return keys[i].key;
 }

@@ -1,6 +1,7 @@
 /* models/model.c — the four autoencoders on one API: building blocks, encode, decode, loss. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nabla/models.h"
@@ -23,6 +24,7 @@ nb_tensor *nb_act_fwd(nb_tape *tp, nb_act act, nb_tensor *x)
     case NB_ACT_LEAKY_RELU: return nb_leaky_relu(tp, x, 0.01);
     case NB_ACT_ELU: return nb_elu(tp, x, 1.0);
     case NB_ACT_GELU: return nb_gelu(tp, x);
+    case NB_ACT_IDENTITY: return x;
     default: return nb_relu(tp, x);
     }
 }
@@ -98,7 +100,9 @@ static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
     const int dec_sizes[2] = {c->latent + cond, flat};
     if (nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
     if (nb_conv_transpose2d_init(&m->dec_c1, ps, "dec.deconv1", c->conv2, c->conv1, 4, up1, 1, rng) ||
-        nb_conv_transpose2d_init(&m->dec_c2, ps, "dec.deconv2", c->conv1, c->channels, 4, up2, 1, rng))
+        nb_conv_transpose2d_init(&m->dec_c2, ps, "dec.deconv2", c->conv1, c->channels, 4, up2, 1, rng) ||
+        (c->decoder == NB_DEC_GAUSSIAN_HEAD &&
+         nb_conv_transpose2d_init(&m->dec_lv_conv, ps, "dec.logvar_deconv", c->conv1, c->channels, 4, up2, 1, rng)))
         return named("decoder convolutions");
     return NB_OK;
 }
@@ -121,10 +125,17 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
                         "layers: 0 to %d; %d classes: 1 to 256 for a CVAE)", c->latent, c->nhidden,
                         NB_MAX_HIDDEN, c->nclasses);
     if ((int)c->kind < NB_AE || c->kind > NB_CVAE || (int)c->arch < NB_ARCH_MLP || c->arch > NB_ARCH_CONV ||
-        (int)c->decoder < NB_DEC_BERNOULLI || c->decoder > NB_DEC_GAUSSIAN_PIXEL ||
-        (int)c->act < NB_ACT_RELU || c->act > NB_ACT_GELU)
-        return nb_error(NB_ERR_ARG, "model: unknown kind %d, arch %d, decoder %d or activation %d",
-                        (int)c->kind, (int)c->arch, (int)c->decoder, (int)c->act);
+        (int)c->decoder < NB_DEC_BERNOULLI || c->decoder > NB_DEC_GAUSSIAN_HEAD ||
+        (int)c->act < NB_ACT_RELU || c->act > NB_ACT_IDENTITY || (int)c->output < NB_OUT_SIGMOID ||
+        c->output > NB_OUT_IDENTITY)
+        return nb_error(NB_ERR_ARG, "model: unknown kind %d, arch %d, decoder %d, activation %d or output %d",
+                        (int)c->kind, (int)c->arch, (int)c->decoder, (int)c->act, (int)c->output);
+    if (c->decoder == NB_DEC_BERNOULLI && c->output == NB_OUT_IDENTITY)
+        return nb_error(NB_ERR_ARG, "model: a Bernoulli decoder outputs logits, so its mean is always their "
+                        "sigmoid; --output identity needs a Gaussian decoder (e.g. --decoder gaussian)");
+    if (c->decoder == NB_DEC_GAUSSIAN_HEAD && !nb_model_is_vae(m))
+        return nb_error(NB_ERR_ARG, "model: a log-variance head needs a VAE (an AE trains on the squared "
+                        "error, which has no variance)");
     for (int i = 0; i < c->nhidden; i++)
         if (c->hidden[i] < 1 || c->hidden[i] > (1 << 20))
             return nb_error(NB_ERR_ARG, "model: hidden layer %d has size %d (1 to 2^20)", i, c->hidden[i]);
@@ -155,6 +166,10 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
             (st = nb_mlp_init(&m->dec, ps, "dec.fc", c->nhidden + 1, dec_sizes, c->act, 0, rng)))
             return st;
         body_out = enc_sizes[c->nhidden];
+        /* the head reads what the mean's last layer reads: the last hidden layer (or z) */
+        if (c->decoder == NB_DEC_GAUSSIAN_HEAD &&
+            nb_linear_init(&m->dec_lv_head, ps, "dec.logvar_head", dec_sizes[c->nhidden], (int)m->in_dim, 1, rng))
+            return named("decoder log-variance head");
     } else {
         if ((st = init_conv(m, ps, rng, cond))) return st;
         body_out = c->conv2 * m->h2 * m->w2;
@@ -265,33 +280,103 @@ nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
 
 nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y)
 {
-    nb_tensor *h = nb_mlp_fwd(tp, &m->dec, with_label(tp, m, z, y));
-    if (m->cfg.arch == NB_ARCH_MLP) return h;
-    h = nb_reshape(tp, h, NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));
+    const int head = m->cfg.decoder == NB_DEC_GAUSSIAN_HEAD;
+    nb_tensor *h = with_label(tp, m, z, y);
+    if (m->cfg.arch == NB_ARCH_MLP) {
+        if (!head) return nb_mlp_fwd(tp, &m->dec, h);
+        for (int i = 0; i < m->dec.n - 1; i++) h = nb_act_fwd(tp, m->cfg.act, nb_linear_fwd(tp, &m->dec.layer[i], h));
+        return nb_concat(tp, 1, nb_linear_fwd(tp, &m->dec.layer[m->dec.n - 1], h), nb_linear_fwd(tp, &m->dec_lv_head, h));
+    }
+    h = nb_reshape(tp, nb_mlp_fwd(tp, &m->dec, h), NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));
     h = conv_act(tp, m, &m->dec_c1, h);
-    return nb_conv_fwd(tp, &m->dec_c2, h);
+    if (!head) return nb_conv_fwd(tp, &m->dec_c2, h);
+    return nb_concat(tp, 1, nb_conv_fwd(tp, &m->dec_c2, h), nb_conv_fwd(tp, &m->dec_lv_conv, h));
+}
+
+/* The first or second half of a log-variance head's output along dim 1. */
+static nb_tensor *half(nb_tape *tp, const nb_model *m, nb_tensor *out, int second)
+{
+    const int64_t n = m->cfg.arch == NB_ARCH_MLP ? m->in_dim : m->cfg.channels;
+    return nb_slice(tp, out, 1, second ? n : 0, second ? 2 * n : n, 1);
 }
 
 nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out)
 {
-    (void)m;
+    if (m->cfg.decoder == NB_DEC_GAUSSIAN_HEAD) out = half(tp, m, out, 0);
+    if (m->cfg.decoder != NB_DEC_BERNOULLI && m->cfg.output == NB_OUT_IDENTITY) return out;
     return nb_sigmoid(tp, out);
 }
 
-static nb_tensor *decoder_logvar(nb_tape *tp, const nb_model *m, nb_tensor *like)
+static nb_tensor *clamped(nb_tape *tp, const nb_model_cfg *c, nb_tensor *lv)
+{
+    return c->logvar_min < c->logvar_max ? nb_clamp(tp, lv, c->logvar_min, c->logvar_max) : lv;
+}
+
+nb_tensor *nb_model_logvar(nb_tape *tp, const nb_model *m, nb_tensor *out)
 {
     const nb_model_cfg *c = &m->cfg;
-    if (!m->dec_logvar) return nb_scalar(tp, like ? like->dtype : NB_F32, 2 * log(c->sigma));
-    if (c->logvar_min < c->logvar_max) return nb_clamp(tp, m->dec_logvar, c->logvar_min, c->logvar_max);
-    return m->dec_logvar;
+    switch (c->decoder) {
+    case NB_DEC_GAUSSIAN: return nb_scalar(tp, out ? out->dtype : NB_F32, 2 * log(c->sigma));
+    case NB_DEC_GAUSSIAN_SHARED:
+    case NB_DEC_GAUSSIAN_PIXEL: return clamped(tp, c, m->dec_logvar);
+    case NB_DEC_GAUSSIAN_HEAD: return clamped(tp, c, half(tp, m, out, 1));
+    default: nb_tape_fail(tp, NB_ERR_ARG, "nb_model_logvar: a Bernoulli decoder has no variance"); return NULL;
+    }
 }
 
 nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x)
 {
     if (m->cfg.decoder == NB_DEC_BERNOULLI) return nb_bce_logits(tp, out, x, NB_REDUCE_NONE);
-    nb_tensor *mean = nb_sigmoid(tp, out);
+    nb_tensor *mean = nb_model_mean(tp, m, out);
     if (!nb_model_is_vae(m)) return nb_mse(tp, mean, x, NB_REDUCE_NONE);
-    return nb_gaussian_nll(tp, x, mean, decoder_logvar(tp, m, out), NB_REDUCE_NONE);
+    return nb_gaussian_nll(tp, x, mean, nb_model_logvar(tp, m, out), NB_REDUCE_NONE);
+}
+
+nb_status nb_model_init_logvar(nb_model *m, const nb_dataset *ds)
+{
+    if (!m || !ds) return nb_error(NB_ERR_ARG, "nb_model_init_logvar: NULL model or data set");
+    const nb_model_cfg *c = &m->cfg;
+    const int head = c->decoder == NB_DEC_GAUSSIAN_HEAD;
+    if (!m->dec_logvar && !head) return NB_OK;
+    if (ds->n < 2 || ds->channels != c->channels || ds->rows != c->height || ds->cols != c->width)
+        return nb_error(NB_ERR_SHAPE, "nb_model_init_logvar: the model takes %dx%dx%d images, the data set "
+                        "holds %lld of %dx%dx%d (at least 2 needed)", c->channels, c->height, c->width,
+                        (long long)ds->n, ds->channels, ds->rows, ds->cols);
+    const int64_t D = m->in_dim;
+    double *s = calloc((size_t)D * 2, sizeof *s), total = 0;
+    if (!s) return nb_error(NB_ERR_NOMEM, "nb_model_init_logvar: out of memory");
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t j = 0; j < D; j++) {
+            const double v = ds->images[i * D + j] / 255.0;
+            s[j] += v, s[D + j] += v * v;
+        }
+    const double floor_ = c->logvar_min < c->logvar_max ? fmax(c->logvar_min, NB_LOGVAR_INIT_FLOOR) : NB_LOGVAR_INIT_FLOOR;
+    for (int64_t j = 0; j < D; j++) { /* per-pixel variance, then its log, floored and clamped */
+        const double mean = s[j] / (double)ds->n, var = fmax(0, s[D + j] / (double)ds->n - mean * mean);
+        total += var;
+        s[j] = fmax(log(var), floor_);
+        if (c->logvar_min < c->logvar_max) s[j] = fmin(s[j], c->logvar_max);
+    }
+    double shared = fmax(log(total / (double)D), floor_);
+    if (c->logvar_min < c->logvar_max) shared = fmin(shared, c->logvar_max);
+    if (c->decoder == NB_DEC_GAUSSIAN_SHARED) {
+        nb_init_constant(m->dec_logvar, shared);
+    } else { /* per pixel, or the head's bias with its weights zeroed: it starts where the pixel does */
+        nb_tensor *t = head ? (c->arch == NB_ARCH_MLP ? m->dec_lv_head.bias : m->dec_lv_conv.bias) : m->dec_logvar;
+        if (head) nb_init_constant(c->arch == NB_ARCH_MLP ? m->dec_lv_head.weight : m->dec_lv_conv.weight, 0);
+        if (head && c->arch == NB_ARCH_CONV) { /* a conv bias is per channel: the channel's mean log-variance */
+            for (int ch = 0; ch < c->channels; ch++) {
+                double a = 0;
+                const int64_t hw = (int64_t)c->height * c->width;
+                for (int64_t j = 0; j < hw; j++) a += s[ch * hw + j];
+                nb_set(t, ch, a / (double)hw);
+            }
+        } else {
+            for (int64_t j = 0; j < D; j++) nb_set(t, j, s[j]);
+        }
+    }
+    free(s);
+    return NB_OK;
 }
 
 /* ---- loss ---------------------------------------------------------------------------------- */

@@ -312,6 +312,8 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     nb_rng init = stream(c->seed, STREAM_STEP, UINT64_MAX); /* disjoint from every step's stream */
     if (!(t->ps = nb_params_new(NB_F32))) return NB_ERR_NOMEM;
     if ((st = nb_model_init(&t->model, &c->model, t->ps, &init))) return st;
+    /* a learned decoder variance starts at the data's (nb_model_init_logvar says why) */
+    if (!resume && (st = nb_model_init_logvar(&t->model, &t->train))) return st;
     if (!(t->optim = nb_optim_new(t->ps, c->optim))) return NB_ERR_ARG;
     if (resume && (st = nb_checkpoint_load(resume, t->ps, t->optim))) return st;
     if (!(t->tp = nb_tape_new())) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");

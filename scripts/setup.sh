@@ -13,27 +13,21 @@ pkgs=(
   liblapacke-dev libblas-dev                 # PCA and Cholesky in the apps (LAPACK, CBLAS)
   libopenblas0-openmp                        # a fast BLAS behind them (the PCA of 60000 images)
   libplplot-dev plplot-driver-cairo          # plots (loss curves, scatter) as PNG
+  libcairo2-dev fonts-dejavu-core            # titles and labels drawn into the image grids
   dataset-fashion-mnist                      # the default data set
   doxygen                                    # the API reference (ninja -C build docs)
+  libopenmpi-dev openmpi-bin                 # data-parallel training (-Dmpi=auto) and its tests
 )
-# Open MPI for data-parallel training (-Dmpi=auto finds it) and its tests (mpirun). Installed
-# without its recommends (ssh, a Fortran compiler): one machine needs none of them; several
-# hosts need openssh-client as well (docs/distributed.md).
-lean=(libopenmpi-dev openmpi-bin)
-
+# Installed without recommends: they would add PLplot's Qt and wxWidgets drivers and their
+# toolkits (about a hundred packages) and Open MPI's ssh and Fortran compiler, which nothing here
+# uses (several hosts need openssh-client as well: docs/distributed.md).
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-missing=() missing_lean=()
+missing=()
 for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
-for p in "${lean[@]}"; do installed "$p" || missing_lean+=("$p"); done
-((${#missing[@]} + ${#missing_lean[@]} == 0)) && exit 0
+((${#missing[@]} == 0)) && exit 0
 
-echo "setup: installing ${missing[*]} ${missing_lean[*]}" >&2
+echo "setup: installing ${missing[*]}" >&2
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -q
-if ((${#missing[@]})); then
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
-fi
-if ((${#missing_lean[@]})); then
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing_lean[@]}"
-fi
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

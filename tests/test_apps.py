@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Runs every `nabla` command at tiny size and checks what it wrote: PNGs decode with the right
-size, CSVs have the right rows, report links resolve, bad usage exits 2. Prints TAP.
+size and carry their title and labels, CSVs have the right rows, report links resolve and its
+sections come in order (every lesson of compare, as MLPs and as conv nets), bad usage exits 2.
+Prints TAP.
 
     tests/test_apps.py build/apps/nabla [data dir]
 """
@@ -30,8 +32,11 @@ def ok(cond, msg):
     return cond
 
 
+ENV = dict(os.environ)
+
+
 def run(*args, expect=0):
-    p = subprocess.run([NABLA, *args], capture_output=True, text=True, timeout=600)
+    p = subprocess.run([NABLA, *args], capture_output=True, text=True, timeout=600, env=ENV)
     if p.returncode != expect:
         print(f"# nabla {' '.join(args)} -> {p.returncode}\n# " + p.stderr[-1500:].replace("\n", "\n# "))
     return p
@@ -103,11 +108,15 @@ def png_pixels(path):
 
 def cells_drawn(path, n_rows, n_cols, pad=2, scale=2, size=28):
     """How many cells of a grey image grid hold a picture: not one flat value (an empty cell is
-    all border colour, a dead decoder all black)."""
+    all border colour, a dead decoder all black). The grid sits in the picture's bottom-right
+    corner (apps/image.h), each row a grid of its own, below the title and right of the labels."""
     rows, cell, drawn = png_pixels(path), size * scale, 0
+    w, h = len(rows[0]), len(rows)
+    sw, sh = stack([1] * n_rows, n_cols)
+    ox, oy = w - sw, h - sh
     for r in range(n_rows):
         for c in range(n_cols):
-            y0, x0 = pad + r * (cell + pad), pad + c * (cell + pad)
+            y0, x0 = oy + pad + r * (cell + 2 * pad), ox + pad + c * (cell + pad)
             values = {rows[y][x] for y in range(y0, y0 + cell) for x in range(x0, x0 + cell)}
             drawn += len(values) > 8
     return drawn
@@ -136,11 +145,46 @@ def stack(rows, n_cols, pad=2):
     return grid(1, n_cols)[0], sum(grid(r, n_cols)[1] for r in rows) + (len(rows) - 1) * pad
 
 
+def labelled(path, rows, n_cols, row_labels=True):
+    """True when the PNG is the stack of `rows` grids with a title above (dark text in the band
+    over the stack) and, if asked, labels on its left (dark text left of it)."""
+    sz = png_size(path)
+    if not sz:
+        return False
+    sw, sh = stack(rows, n_cols)
+    w, h = sz[:2]
+    if w < sw or h <= sh:
+        return False
+    px = png_pixels(path)
+    ch = sz[2]
+    dark = lambda y0, y1, x0, x1: sum(1 for y in range(y0, y1) for x in range(x0, x1) if px[y][x * ch] < 100)
+    title = dark(0, h - sh, 0, w) > 30
+    labels = w - sw > 8 and dark(h - sh, h, 0, w - sw) > 30
+    return title and (labels or not row_labels)
+
+
+def sections(path):
+    """The numbers of the report's '## N.' headings, in the order they appear."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return []
+    return [int(l[3:].split(".")[0]) for l in text.splitlines() if l.startswith("## ") and l[3:4].isdigit()]
+
+
+def links_ok(outdir):
+    report = os.path.join(outdir, "report.md")
+    text = open(report).read() if os.path.exists(report) else ""
+    links = [l.split("](", 1)[1].split(")", 1)[0] for l in text.splitlines() if "](" in l]
+    return links, all(png_size(os.path.join(outdir, l)) for l in links)
+
+
 def main():
     if not os.path.isdir(DATA):
         print(f"1..1\nok 1 # SKIP {DATA} not installed")
         return 0
     tmp = tempfile.mkdtemp(prefix="nb_apps_")
+    ENV["XDG_STATE_HOME"] = os.path.join(tmp, "state")  # the last run is remembered here, not in $HOME
     try:
         out = os.path.join(tmp, "vae")
         p = run("train", *TINY, "--out", out)
@@ -153,19 +197,30 @@ def main():
         ok(sz is not None and sz[0] > 300 and sz[1] > 150, f"train: loss_curve.png decodes ({sz})")
 
         p = run("reconstruct", "--out", out, "--data", DATA, "--n", "6", "--rows", "2")
-        ok(p.returncode == 0 and png_dims(os.path.join(out, "reconstruction.png")) == stack([1] * 4, 6),
-           f"reconstruct: 4 rows of 6 images {stack([1] * 4, 6)}")
+        ok(p.returncode == 0 and labelled(os.path.join(out, "reconstruction.png"), [1] * 4, 6),
+           "reconstruct: 4 rows of 6 images, titled, each row labelled")
         ok(len(csv_rows(os.path.join(out, "reconstruction.csv"))) == 12, "reconstruct: 12 CSV rows")
 
-        p = run("sample", "--out", out, "--n", "5")
-        ok(p.returncode == 0 and png_dims(os.path.join(out, "samples.png")) == grid(5, 5), "sample: a 5x5 grid")
+        p = run("sample", "--n", "5")
+        ok(p.returncode == 0 and labelled(os.path.join(out, "samples.png"), [5], 5),
+           "sample without --out: the last run's model, a titled 5x5 grid beside it")
         ok(len(csv_rows(os.path.join(out, "samples.csv"))) == 25, "sample: 25 CSV rows")
         ok(p.returncode == 0 and cells_drawn(os.path.join(out, "samples.png"), 5, 5) == 25,
            "sample: every cell of the grid holds a decoded image")
+        saved = ENV["XDG_STATE_HOME"]
+        ENV["XDG_STATE_HOME"] = os.path.join(tmp, "nothing")
+        p = run("sample", expect=2)
+        ok(p.returncode == 2 and "--out DIR" in p.stderr, f"sample with no run known: says what to pass ({p.stderr[:70]})")
+        ENV["XDG_STATE_HOME"] = saved
+        p = run("sample", "--latent", "3", expect=2)
+        ok(p.returncode == 2 and "does not apply" in p.stderr, "sample --latent: refused, the model's own is used")
+        p = run("sample", "--help")
+        ok(p.returncode == 0 and "--seed" in p.stdout and "--latent" not in p.stdout and "--preset" not in p.stdout,
+           "sample --help lists only the options it uses")
 
         p = run("interpolate", "--out", out, "--data", DATA, "--n", "7")
-        ok(p.returncode == 0 and png_dims(os.path.join(out, "interpolation.png")) == grid(1, 7),
-           "interpolate: one row of 7")
+        ok(p.returncode == 0 and labelled(os.path.join(out, "interpolation.png"), [1], 7),
+           "interpolate: one labelled row of 7 under a title")
         ok(len(csv_rows(os.path.join(out, "interpolation.csv"))) == 7, "interpolate: 7 CSV rows")
 
         p = run("scatter", "--out", out, "--data", DATA, "--n", "200")
@@ -183,7 +238,7 @@ def main():
         out2 = os.path.join(tmp, "vae2d")
         p = run("train", *TINY, "--latent", "2", "--out", out2)
         p = run("manifold", "--out", out2, "--n", "8")
-        ok(p.returncode == 0 and png_dims(os.path.join(out2, "manifold.png")) == grid(8, 8), "manifold: an 8x8 grid")
+        ok(p.returncode == 0 and labelled(os.path.join(out2, "manifold.png"), [1] * 8, 8), "manifold: an 8x8 grid, rows labelled")
         ok(len(csv_rows(os.path.join(out2, "manifold.csv"))) == 64, "manifold: 64 CSV rows")
         ok(p.returncode == 0 and cells_drawn(os.path.join(out2, "manifold.png"), 8, 8) == 64,
            "manifold: every cell holds a decoded image")
@@ -191,45 +246,68 @@ def main():
         out3 = os.path.join(tmp, "cvae")
         p = run("train", *TINY, "--model", "cvae", "--out", out3)
         p = run("sample", "--out", out3, "--n", "4")
-        ok(p.returncode == 0 and png_dims(os.path.join(out3, "samples_by_class.png")) == grid(10, 4),
-           "sample: a CVAE draws one row per class (10 x 4)")
+        ok(p.returncode == 0 and labelled(os.path.join(out3, "samples_by_class.png"), [1] * 10, 4),
+           "sample: a CVAE draws one labelled row per class (10 x 4)")
+
+        p = run("traverse", "--out", out, "--data", DATA, "--n", "5", "--eval", "64")
+        ok(p.returncode == 0 and labelled(os.path.join(out, "traverse.png"), [1] * 20, 5) and
+           len(csv_rows(os.path.join(out, "traverse.csv"))) == 100,
+           "traverse: one labelled row per latent dimension (20 x 5), and its CSV")
 
         out4 = os.path.join(tmp, "dae")
         p = run("train", *TINY, "--model", "dae", "--decoder", "gaussian", "--corrupt", "dropout:0.5", "--out", out4)
         ok(p.returncode == 0, "train: a denoising AE")
         p = run("denoise", "--out", out4, "--data", DATA, "--n", "4", "--eval", "64", "--toy", "--toy-steps", "200")
-        ok(p.returncode == 0 and png_dims(os.path.join(out4, "denoise.png")) == stack([1] * 18, 4),
-           "denoise: clean/corrupted/denoised rows for 6 corruptions")
         rows = csv_rows(os.path.join(out4, "denoise.csv"))
-        ok(len(rows) == 6 and all(float(r["squared_error_denoised"]) >= 0 for r in rows), "denoise: 6 CSV rows")
-        ok(png_size(os.path.join(out4, "denoise_toy.png")) is not None and
-           len(csv_rows(os.path.join(out4, "denoise_toy.csv"))) == 21 * 21, "denoise --toy: the arrow map and its CSV")
+        ok(p.returncode == 0 and labelled(os.path.join(out4, "denoise.png"), [1] * 3, 4) and len(rows) == 1 and
+           rows[0]["corruption"] == "dropout:0.5", "denoise: by default only the corruption the model was trained with")
+        ok(png_size(os.path.join(out4, "denoise_toy.png")) is not None and "toy DAE: step 200/200" in p.stdout and
+           len(csv_rows(os.path.join(out4, "denoise_toy.csv"))) == 17 * 17,
+           "denoise --toy: a progress line, the three panels and the map's CSV")
+        p = run("denoise", "--out", out4, "--data", DATA, "--n", "4", "--eval", "64", "--all")
+        rows = csv_rows(os.path.join(out4, "denoise.csv"))
+        ok(p.returncode == 0 and labelled(os.path.join(out4, "denoise.png"), [1] * 18, 4) and len(rows) == 6 and
+           all(float(r["squared_error_denoised"]) >= 0 for r in rows), "denoise --all: the six corruptions of the lesson")
 
-        outc = os.path.join(tmp, "compare")
-        p = run("compare", *TINY, "--out", outc)
-        ok(p.returncode == 0, "compare: the whole lesson at tiny size")
-        report = os.path.join(outc, "report.md")
-        links = []
-        if os.path.exists(report):
-            text = open(report).read()
-            links = [l.split("](", 1)[1].split(")", 1)[0] for l in text.splitlines() if "](" in l]
-        ok(len(links) >= 4 and all(os.path.exists(os.path.join(outc, l)) for l in links),
-           f"compare: report.md links {len(links)} pictures, all present")
-        ok(all(png_size(os.path.join(outc, l)) for l in links), "compare: every linked picture decodes")
+        # every lesson of compare, as MLPs and (on a data directory named like MNIST) as conv nets
+        mnist = os.path.join(tmp, "mnist")
+        os.makedirs(mnist)
+        for f in os.listdir(DATA):
+            os.symlink(os.path.join(DATA, f), os.path.join(mnist, f))
+        for arch, data, size in (("mlp", DATA, ["--train-size", "512", "--test-size", "256"]),
+                                 ("conv", mnist, ["--train-size", "128", "--test-size", "64"])):
+            outc = os.path.join(tmp, "compare_" + arch)
+            args = [a for a in TINY if a not in ("512", "256", "--train-size", "--test-size", "--data", DATA)]
+            p = run("compare", *args, *size, "--data", data, "--arch", arch, "--toy-steps", "100", "--codes", "256",
+                    "--out", outc)
+            ok(p.returncode == 0, f"compare --arch {arch}: the whole lesson at tiny size")
+            secs = sections(os.path.join(outc, "report.md"))
+            ok(secs == list(range(1, 13)), f"compare --arch {arch}: 12 sections, in order ({secs})")
+            links, decode = links_ok(outc)
+            ok(len(links) >= 12 and decode, f"compare --arch {arch}: report.md links {len(links)} pictures, all decode")
+            text = open(os.path.join(outc, "report.md")).read() if secs else ""
+            if arch == "conv":
+                ok("MNIST" in text.splitlines()[0] and "garment" not in text and "digit" in text,
+                   "compare on MNIST: the title names it, and it speaks of digits, not garments")
+            else:
+                ok("Fashion-MNIST" in text.splitlines()[0] and "principal angles" in text and "Every dimension" in text
+                   or "collapsed" in text, "compare: the data set named, the linear AE's angles, the collapse sentence")
 
         outd = os.path.join(tmp, "demo")
         p = run("demo", *TINY, "--out", outd)
         ok(p.returncode == 0 and os.path.exists(os.path.join(outd, "report.md")), "demo: runs end to end at tiny size")
-        text = open(os.path.join(outd, "report.md")).read() if p.returncode == 0 else ""
-        links = [l.split("](", 1)[1].split(")", 1)[0] for l in text.splitlines() if "](" in l]
-        ok(len(links) >= 6 and all(png_size(os.path.join(outd, l)) for l in links),
-           f"demo: report.md links {len(links)} pictures that decode")
+        links, decode = links_ok(outd)
+        ok(len(links) >= 6 and decode, f"demo: report.md links {len(links)} pictures that decode")
+        outm = os.path.join(tmp, "demo_mnist")
+        p = run("demo", *TINY, "--data", mnist, "--train-size", "128", "--test-size", "64", "--out", outm)
+        title = open(os.path.join(outm, "report.md")).readline() if p.returncode == 0 else ""
+        ok("on MNIST" in title, f"demo: the report's title names the data set ({title.strip()})")
 
         # usage errors and help
         for args, what in ((["train", "--latnet", "3"], "a misspelt flag"), (["train", "--latent", "x"], "a bad value"),
                            (["bogus"], "an unknown command"), (["sample", "--n"], "a flag without its value")):
             p = run(*args, expect=2)
-            ok(p.returncode == 2 and p.stderr.strip(), f"{what}: exit 2 and a message ({p.stderr.strip()[:60]})")
+            ok(p.returncode == 2 and p.stderr.strip(), f"{what}: exit 2 and a message ({p.stderr.strip()[:60]})".replace("\n", " "))
         p = run("train", "--preset=aevb", "--help")
         p2 = subprocess.run([NABLA, "train", "--preset=aevb", "--epochs", "0", "--data", DATA, "--train-size", "64",
                              "--test-size", "64", "--out", os.path.join(tmp, "aevb")], capture_output=True, text=True)
@@ -237,7 +315,16 @@ def main():
         ok(cfg.get("optimizer") == "adagrad" and cfg.get("batch") == 100 and cfg.get("act") == "tanh",
            "--preset=aevb (with =) applies the preset")
         p = run("train", "--help")
-        ok(p.returncode == 0 and "--kl-warmup" in p.stdout, "train --help lists the configuration keys")
+        ok(p.returncode == 0 and "--kl-warmup" in p.stdout and "[0.1]" in p.stdout and "0.10000" not in p.stdout,
+           "train --help lists the configuration keys, defaults as typed (0.1)")
+        p = run("train", *TINY, "--model", "ae", "--decoder", "gaussian", "--out", os.path.join(tmp, "ae"))
+        ok(p.returncode == 0 and "squared error per image" in p.stdout, "an AE's epoch line says its unit")
+        lines = p.stdout.splitlines()
+        ok(any(l.startswith("  step") for l in lines) and lines.index(next(l for l in lines if l.startswith("epoch"))) >
+           lines.index(next(l for l in lines if l.startswith("  step"))), "progress and results on one stream, in order")
+        p = run("train", *TINY, "--model", "ae", "--hidden", "none", "--act", "identity", "--output", "identity",
+                "--decoder", "gaussian", "--latent", "4", "--out", os.path.join(tmp, "linear"))
+        ok(p.returncode == 0, "train --hidden none --act identity --output identity: a linear AE")
         p = run("train", "--data", os.path.join(tmp, "nowhere"), "--out", os.path.join(tmp, "x"), expect=1)
         ok(p.returncode == 1 and "nowhere" in p.stderr, "a missing data directory: exit 1 naming it")
     finally:

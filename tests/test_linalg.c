@@ -265,8 +265,31 @@ static void test_errors(void)
     ok(fails(gauss_fit(xd, 4, 3, mean, L), NB_ERR_NAN, "not finite"), "gauss_fit NaN data: %s", nb_last_error());
 }
 
+/* Principal angles of planted subspaces: a plane against itself rotated by θ out of it, against
+ * a different basis of itself, and a dependent basis refused. */
+static void test_subspace(void)
+{
+    enum { N = 6 };
+    const double th = 0.3;
+    /* A spans e1, e2; B spans e1 and cos θ e2 + sin θ e3, with mixed columns */
+    double A[N * 2] = {0}, B[N * 2] = {0}, C[N * 2] = {0}, cs[2] = {0};
+    A[0 * 2 + 0] = 1, A[1 * 2 + 1] = 1;
+    B[0 * 2 + 0] = 2, B[0 * 2 + 1] = 1, B[1 * 2 + 1] = cos(th), B[2 * 2 + 1] = sin(th);
+    const nb_status st = subspace_cosines(A, B, N, 2, 2, cs);
+    ok(!st && fabs(cs[0] - 1) < 1e-12 && fabs(cs[1] - cos(th)) < 1e-12,
+       "subspace_cosines: planes sharing a line, tilted by 0.3: cosines %.6f %.6f", cs[0], cs[1]);
+    C[0 * 2 + 0] = 1, C[1 * 2 + 0] = 1, C[0 * 2 + 1] = 3, C[1 * 2 + 1] = -2; /* the same plane as A */
+    ok(!subspace_cosines(A, C, N, 2, 2, cs) && fabs(cs[0] - 1) < 1e-12 && fabs(cs[1] - 1) < 1e-12,
+       "another basis of the same plane: both angles 0");
+    C[0 * 2 + 1] = 2, C[1 * 2 + 1] = 2; /* parallel columns */
+    ok(subspace_cosines(A, C, N, 2, 2, cs) == NB_ERR_ARG && strstr(nb_last_error(), "dependent"),
+       "dependent columns are refused: %s", nb_last_error());
+    ok(subspace_cosines(A, B, N, 7, 2, cs) == NB_ERR_ARG, "more columns than rows are refused");
+}
+
 int main(void)
 {
+    test_subspace();
     test_pca();
     test_gauss();
     test_errors();

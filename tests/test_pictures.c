@@ -202,6 +202,47 @@ static void test_rgb_and_stack(void)
     free(p);
 }
 
+/* The labelled stack: the same grids, moved to the bottom-right corner, dark text in the title
+ * band and in the label column, and nothing else changed. */
+static void test_labelled(void)
+{
+    double a[3 * H * W], b[5 * H * W];
+    for (int i = 0; i < 3 * H * W; i++) a[i] = 0.2 + (double)(i % W) / 20;
+    for (int i = 0; i < 5 * H * W; i++) b[i] = 0.9 - (double)(i % 11) / 20;
+    nb_tensor ta, tb;
+    nb_tensor_wrap(&ta, NB_F64, 2, (const int64_t[]){3, H * W}, a);
+    nb_tensor_wrap(&tb, NB_F64, 3, (const int64_t[]){5, H, W}, b);
+    const nb_tensor *ts[2] = {&ta, &tb};
+    const char *rows[2] = {"test images", "PCA d=2\nsecond line"}, *cols[3] = {"t=0", "t=0.5", "t=1"};
+    const img_text text = {"A title long enough to be wrapped onto a second line in a narrow picture", rows, cols};
+    nb_status st = img_write_labelled(at("labelled.png"), &text, 2, ts, (const int[]){1, 2}, 3, 1, H, W, PAD, 255, 2);
+    int pw = 0, ph = 0;
+    unsigned char *p = read_png(at("labelled.png"), 1, &pw, &ph);
+    const int sw = 3 * W * 2 + 4 * PAD, sh = H * 2 + 2 * PAD + PAD + 2 * H * 2 + 3 * PAD, x0 = pw - sw, y0 = ph - sh;
+    ok(!st && p && pw >= IMG_MIN_TEXT_W && x0 > 20 && y0 > 30, "labelled stack: %d×%d, the grids at (%d, %d) (%s)", pw, ph,
+       x0, y0, st ? nb_last_error() : "");
+    int good = p != NULL, title = 0, label = 0;
+    for (int y = 0; good && y < sh; y++) /* the grids, pixel for pixel, in their corner */
+        for (int x = 0; x < sw; x++) {
+            const int e1 = y < H * 2 + 2 * PAD ? expected(a, 3, 1, 3, 1, H, W, PAD, 2, 0, x, y, 0)
+                                               : expected(b, 5, 2, 3, 1, H, W, PAD, 2, H * 2 + 3 * PAD, x, y, 0);
+            good &= p[(size_t)(y0 + y) * pw + x0 + x] == (e1 < 0 ? 255 : e1);
+        }
+    for (int y = 0; p && y < y0; y++)
+        for (int x = 0; x < pw; x++) title += p[(size_t)y * pw + x] < 100;
+    for (int y = y0; p && y < ph; y++)
+        for (int x = 0; x < x0; x++) label += p[(size_t)y * pw + x] < 100;
+    ok(good, "the grids are unchanged by the text around them");
+    ok(title > 100 && label > 100, "dark text in the title band (%d pixels) and the label column (%d)", title, label);
+    free(p);
+    st = img_write_labelled(at("plain.png"), NULL, 1, ts, (const int[]){1}, 3, 1, H, W, PAD, 255, 2);
+    int w2 = 0, h2 = 0, c2 = 0;
+    ok(!st && !img_read_info(at("plain.png"), &w2, &h2, &c2) && w2 == sw && h2 == H * 2 + 2 * PAD,
+       "no text: exactly img_write_stack's picture size");
+    ok(img_write_labelled(at("bad.png"), &text, 2, ts, (const int[]){1, 0}, 3, 1, H, W, PAD, 255, 2) == NB_ERR_ARG &&
+       access(at("bad.png"), F_OK) != 0, "a grid of 0 rows: NB_ERR_ARG, no file");
+}
+
 static void test_image_errors(void)
 {
     float f[N * H * W] = {0};
@@ -294,7 +335,8 @@ static void test_plots(void)
     const plot_series p[6] = {{"train", x, y1, 40, 0}, {"test", x, y2, 40, 1}, {"train", x, y2, 40, 0},
                               {"test", x, y1, 40, 1},  {"train", x, y1, 20, 0}, {"test", x, y2, 20, 1}};
     const char *titles[3] = {"-ELBO", "reconstruction", "KL"};
-    st = plot_panels(at("panels.png"), 3, titles, "epoch", (const int[]){2, 2, 2}, p);
+    const char *ylabels[3] = {"nats per image", "nats per image", "nats per image"};
+    st = plot_panels(at("panels.png"), 3, titles, "epoch", ylabels, (const int[]){2, 2, 2}, p);
     ok(!st && size_is(at("panels.png"), 3 * 450, 420), "plot_panels: three panels, 1350×420 (%s)", st ? nb_last_error() : "");
 
     enum { NP = 1000 };
@@ -306,17 +348,17 @@ static void test_plots(void)
     }
     px[5] = NAN;
     const char *names[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"};
-    st = plot_scatter(at("scatter.png"), "codes", px, py, lab, NP, 10, names);
+    st = plot_scatter(at("scatter.png"), "codes", "z1", "z2", px, py, lab, NP, 10, names);
     ok(!st && size_is(at("scatter.png"), 900, 560), "plot_scatter with 10 labels (%s)", st ? nb_last_error() : "");
     static const int tab10[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
                                      {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
     int colours = 0;
     for (int k = 0; k < 10; k++) colours += count_colour(at("scatter.png"), tab10[k][0], tab10[k][1], tab10[k][2], 12) > 40;
     ok(colours == 10, "all ten label colours appear (%d)", colours);
-    ok(plot_scatter(at("scatter0.png"), NULL, NULL, NULL, NULL, 0, 3, NULL) == NB_OK && size_is(at("scatter0.png"), 900, 560),
+    ok(plot_scatter(at("scatter0.png"), NULL, NULL, NULL, NULL, NULL, NULL, 0, 3, NULL) == NB_OK && size_is(at("scatter0.png"), 900, 560),
        "a scatter of no points, default label names");
     lab[3] = 10;
-    ok(plot_scatter(at("badlab.png"), "x", px, py, lab, NP, 10, names) == NB_ERR_ARG && access(at("badlab.png"), F_OK) != 0,
+    ok(plot_scatter(at("badlab.png"), "x", NULL, NULL, px, py, lab, NP, 10, names) == NB_ERR_ARG && access(at("badlab.png"), F_OK) != 0,
        "a label outside 0..nlabels-1: NB_ERR_ARG before PLplot starts, no file");
 
     enum { G = 9 };
@@ -327,16 +369,29 @@ static void test_plots(void)
         x1[i] = r > 0 ? x0[i] / r : 0, y1a[i] = r > 0 ? y0[i] / r : 0;
     }
     for (int i = 0; i < 200; i++) cx[i] = cos(i * 0.0314), cy[i] = sin(i * 0.0314);
-    st = plot_arrows(at("arrows.png"), "denoising map", x0, y0, x1, y1a, G * G, cx, cy, 200);
-    ok(!st && size_is(at("arrows.png"), 900, 560), "plot_arrows over a cloud (%s)", st ? nb_last_error() : "");
+    const char *pn[2] = {"A", "B"};
+    const plot_layer layers[3] = {{.label = "cloud", .x = cx, .y = cy, .n = 200, .colour = 0},
+                                  {.label = "map", .style = PLOT_ARROWS, .x = x0, .y = y0, .x1 = x1, .y1 = y1a, .n = G * G, .colour = 1},
+                                  {.label = "named", .x = x0, .y = y0, .n = 2, .colour = 2, .size = 1, .names = pn}};
+    const plot_layer line = {.label = "circle", .style = PLOT_LINE, .x = cx, .y = cy, .n = 200, .colour = 4};
+    const plot_panel one = {"denoising map", "x1", "x2", 3, layers};
+    st = plot_layers(at("arrows.png"), 1, &one);
+    ok(!st && size_is(at("arrows.png"), 900, 560), "plot_layers: arrows over a cloud, named points (%s)", st ? nb_last_error() : "");
     ok(count_colour(at("arrows.png"), 31, 119, 180, 12) > 200 && count_colour(at("arrows.png"), 190, 190, 190, 12) > 50,
        "arrows (blue) and the cloud (grey) are drawn");
+    const plot_panel three[3] = {{"a", "x", "y", 1, &line}, {"b", "x", "y", 3, layers}, {"c", NULL, NULL, 0, NULL}};
+    st = plot_layers(at("maps.png"), 3, three);
+    ok(!st && size_is(at("maps.png"), 3 * 450, 420) && count_colour(at("maps.png"), 214, 39, 40, 12) > 100,
+       "plot_layers: three panels, a polyline in its colour, an empty panel (%s)", st ? nb_last_error() : "");
+    const plot_layer broken = {.style = PLOT_ARROWS, .x = x0, .y = y0, .n = 3};
+    ok(plot_layers(at("bad.png"), 1, &(plot_panel){"x", NULL, NULL, 1, &broken}) == NB_ERR_ARG &&
+       access(at("bad.png"), F_OK) != 0, "arrows without heads: NB_ERR_ARG, no file");
 
     char path[300];
     snprintf(path, sizeof path, "%s/no/such/dir/plot.png", dir);
     st = plot_lines(path, "x", "x", "y", 2, s, 0);
     ok(st == NB_ERR_IO && strstr(nb_last_error(), path), "a plot into a missing directory: NB_ERR_IO naming the path");
-    ok(plot_panels(at("p.png"), 0, NULL, NULL, (const int[]){1}, p) == NB_ERR_ARG &&
+    ok(plot_panels(at("p.png"), 0, NULL, NULL, NULL, (const int[]){1}, p) == NB_ERR_ARG &&
        plot_lines(at("p.png"), NULL, NULL, NULL, 1, (const plot_series[]){{"bad", NULL, NULL, 3, 0}}, 0) == NB_ERR_ARG,
        "0 panels, a series with n = 3 and no data: NB_ERR_ARG");
     ok(count_tmp_files() == 0, "no temporary files left behind");
@@ -362,6 +417,7 @@ int main(void)
     test_grid_f32();
     test_grid_f64();
     test_rgb_and_stack();
+    test_labelled();
     test_image_errors();
     test_plots();
     if (getenv("NB_KEEP_PICTURES")) /* to look at them */

@@ -53,9 +53,11 @@ static void test_every_model_learns(void)
         {"DAE (MLP, squared error, dropout 0.5)", {"model", "dae", "decoder", "gaussian", "corrupt", "dropout:0.5"}, 0.2},
         {"VAE (MLP, Bernoulli)", {"model", "vae"}, 0.2},
         {"VAE (MLP, Gaussian fixed sigma)", {"model", "vae", "decoder", "gaussian", "sigma", "0.3"}, 0.2},
-        /* the variance starts at 1 and Adam moves its log by about lr per step: a smaller drop */
+        /* the variance starts at the data's and Adam moves its log by about lr per step: a smaller drop */
         {"VAE (MLP, learned shared variance)", {"model", "vae", "decoder", "gaussian-shared"}, 0.05},
         {"VAE (MLP, learned per-pixel variance)", {"model", "vae", "decoder", "gaussian-pixel", "logvar-min", "-6"}, 0.05},
+        {"VAE (MLP, log-variance head)", {"model", "vae", "decoder", "gaussian-head", "logvar-min", "-6"}, 0.05},
+        {"linear AE (no hidden layer)", {"model", "ae", "decoder", "gaussian", "hidden", "none", "act", "identity"}, 0.2},
         {"CVAE (MLP)", {"model", "cvae"}, 0.2},
         {"VAE (conv)", {"model", "vae", "arch", "conv"}, 0.1},
         {"CVAE (conv)", {"model", "cvae", "arch", "conv"}, 0.1},
@@ -266,11 +268,34 @@ static void test_config(void)
     char *j2 = !nb_train_load_config(&d, path) ? nb_train_cfg_json(&d) : NULL;
     ok(set && j2 && !strcmp(j1, j2) && d.model.nhidden == 2 && d.model.hidden[1] == 196 && d.corrupt.n == 2,
        "a configuration survives JSON and back");
+    ok(j1 && strstr(j1, "\"lr\":\t0.0005,") && strstr(j1, "\"sigma\":\t0.1,"),
+       "numbers are written as typed, and exactly (0.1, not 0.10000000000000001)");
     free(j1), free(j2);
+    nb_train_cfg l = nb_train_defaults();
+    ok(!nb_train_set(&l, "hidden", "none") && l.model.nhidden == 0 && !nb_train_set(&l, "act", "identity") &&
+       !nb_train_set(&l, "output", "identity") && !nb_train_set(&l, "decoder", "gaussian-head") &&
+       l.model.act == NB_ACT_IDENTITY && l.model.output == NB_OUT_IDENTITY && l.model.decoder == NB_DEC_GAUSSIAN_HEAD,
+       "--hidden none, --act identity, --output identity and --decoder gaussian-head");
+    j1 = nb_train_cfg_json(&l);
+    f = fopen(path, "w");
+    fputs(j1, f);
+    fclose(f);
+    d = nb_train_defaults();
+    ok(!nb_train_load_config(&d, path) && d.model.nhidden == 0 && d.model.output == NB_OUT_IDENTITY,
+       "a linear AE's configuration survives JSON and back");
+    free(j1);
     ok(nb_train_set(&c, "latnet", "3") && strstr(nb_last_error(), "unknown option 'latnet'"), "a misspelt key: %s", nb_last_error());
     ok(nb_train_set(&c, "latent", "many") && strstr(nb_last_error(), "--latent many"), "a bad value: %s", nb_last_error());
     ok(nb_train_set(&c, "decoder", "poisson") && strstr(nb_last_error(), "bernoulli"), "a bad choice lists the good ones: %s",
        nb_last_error());
+    const char *help = NULL;
+    char def[64];
+    int found = 0, n = 0;
+    for (const char *k; (k = nb_train_key_info(n, &help, def, sizeof def)); n++)
+        found += (!strcmp(k, "sigma") && !strcmp(def, "0.1") && strstr(help, "standard deviation")) +
+                 (!strcmp(k, "hidden") && !strcmp(def, "400"));
+    ok(found == 2 && n > 30 && !nb_train_key_info(n, NULL, NULL, 0) && !nb_train_key_info(-1, NULL, NULL, 0),
+       "nb_train_key_info lists %d keys with their help and defaults as typed (sigma 0.1)", n);
     ok(!nb_train_preset(&c, "aevb") && c.batch == 100 && c.model.act == NB_ACT_TANH && c.optim.kind == NB_ADAGRAD,
        "the aevb preset: 500 tanh units, batch 100, Adagrad");
 }

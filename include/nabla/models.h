@@ -42,7 +42,8 @@ typedef enum nb_act {
     NB_ACT_TANH,       /**< nb_tanh */
     NB_ACT_LEAKY_RELU, /**< nb_leaky_relu, slope 0.01 */
     NB_ACT_ELU,        /**< nb_elu, alpha 1 */
-    NB_ACT_GELU        /**< nb_gelu */
+    NB_ACT_GELU,       /**< nb_gelu */
+    NB_ACT_IDENTITY    /**< none: with no hidden layer, a linear AE */
 } nb_act;
 
 /** p(x|z): Bernoulli (BCE with logits); Gaussian with a fixed σ; Gaussian with a learned
@@ -53,7 +54,17 @@ typedef enum nb_decoder {
     NB_DEC_GAUSSIAN,        /**< Gaussian with the fixed σ of nb_model_cfg::sigma */
     NB_DEC_GAUSSIAN_SHARED, /**< Gaussian with one learned log-variance */
     NB_DEC_GAUSSIAN_PIXEL,  /**< Gaussian with a learned log-variance per pixel */
+    /** Gaussian whose log σ²(z) is a second output of the decoder, a head beside the mean's last
+     * layer (log σ² = W₃ᵀh + b₃). Its decoder output holds both, along dim 1: the mean's
+     * pre-activation (C channels or C·H·W values), then log σ² (as many). */
+    NB_DEC_GAUSSIAN_HEAD,
 } nb_decoder;
+
+/** The decoder mean from its last layer. Bernoulli decoders always read logits. */
+typedef enum nb_output {
+    NB_OUT_SIGMOID, /**< sigmoid: pixels in [0, 1] */
+    NB_OUT_IDENTITY /**< the layer itself, for a linear AE whose optimum is PCA's subspace */
+} nb_output;
 
 /** Limits of a model. */
 enum {
@@ -82,6 +93,7 @@ typedef struct nb_model_cfg {
     double logvar_min, logvar_max; /**< learned log-variance clamp; off when min >= max */
     /** @} */
     double init_std;             /**< > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
+    nb_output output;            /**< the decoder mean's activation (Gaussian decoders) */
 } nb_model_cfg;
 
 /** The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
@@ -128,6 +140,8 @@ typedef struct nb_model {
     nb_conv_layer dec_c1, dec_c2; /**< conv decoder: the transposed convolutions */
     /** @} */
     nb_tensor *dec_logvar;        /**< learned log-variance, or NULL */
+    nb_linear_layer dec_lv_head;  /**< NB_DEC_GAUSSIAN_HEAD, MLP: log σ²(z) from the last hidden layer */
+    nb_conv_layer dec_lv_conv;    /**< NB_DEC_GAUSSIAN_HEAD, conv: the same as a transposed convolution */
     int64_t in_dim;               /**< C·H·W */
     /** @{ */
     int h2, w2;                   /**< conv: spatial size after the encoder body */
@@ -138,6 +152,17 @@ typedef struct nb_model {
  * @return NB_OK, or NB_ERR_ARG / NB_ERR_SHAPE for a configuration out of range, a name taken
  *         or no memory; the parameters registered so far stay in ps. */
 NB_API nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_rng *rng);
+
+/** Starts a learned decoder log-variance at the data's: log of each pixel's variance over the
+ * images of ds (per pixel; and the head's bias, its weights zeroed) or of their mean (shared),
+ * floored at NB_LOGVAR_INIT_FLOOR (or the clamp's minimum) and clamped like the model's. From
+ * 0 (σ = 1), Adam at lr 1e-3 moves about 0.001 a step and would need thousands of steps to reach
+ * the optimum (σ² = the squared error per pixel, near e^-3.4 on Fashion-MNIST); from the data's
+ * variance it has about one nat to go. Does nothing for other decoders.
+ * @return NB_OK, or an error (images of another shape) with nb_last_error() set. */
+NB_API nb_status nb_model_init_logvar(nb_model *m, const nb_dataset *ds);
+/** log 1e-3, the floor of nb_model_init_logvar: near-constant border pixels. */
+#define NB_LOGVAR_INIT_FLOOR (-6.907755278982137)
 
 /** The input shape the model takes for a batch of b: (b, C·H·W) for MLPs, (b, C, H, W) for conv.
  * Returns the ndim, 2 or 4. */
@@ -165,6 +190,11 @@ NB_API nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, 
 /** The expected image under p(x|z): sigmoid of the decoder output.
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_mean(nb_tape *tp, const nb_model *m, nb_tensor *out);
+/** The log-variance a decoder output implies: (B, 1) to broadcast, or in the image's shape.
+ * (With NB_OUT_IDENTITY the mean is the output itself; with NB_DEC_GAUSSIAN_HEAD, its first
+ * half.)
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_model_logvar(nb_tape *tp, const nb_model *m, nb_tensor *out);
 /** -log p(x|z) per example (B) from the decoder output (AE: BCE or squared error).
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_nll(nb_tape *tp, const nb_model *m, nb_tensor *out, nb_tensor *x);
@@ -333,6 +363,10 @@ NB_API nb_status nb_train_load_config(nb_train_cfg *c, const char *path);
 NB_API char *nb_train_cfg_json(const nb_train_cfg *c);
 /** Every key nb_train_set accepts, with a one-line description each, for `--help`. */
 NB_API void nb_train_keys_help(FILE *f);
+/** Key i of that table, with its one-line help in *help and its default as typed written into
+ * def (size bytes), so a program can list only the keys it uses.
+ * @return the key's name, or NULL past the table's end. */
+NB_API const char *nb_train_key_info(int i, const char **help, char *def, size_t size);
 
 /** What a run reports after each epoch. */
 typedef struct nb_epoch_log {

@@ -1,5 +1,6 @@
 /* tests/fuzz/fuzz_flags.c — command lines: NUL-separated arguments through the apps' parser
- * (configuration keys, --preset, --config, a command's own flags and their numeric values). */
+ * (configuration keys, all of them or a few, --preset, --config, a command's own flags and their
+ * numeric values). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         {.name = "scale"}, {.name = "toy", .is_switch = 1}};
     const int nflags = (int)(sizeof flags / sizeof flags[0]);
     nb_train_cfg cfg;
-    if (app_parse(argc, argv, "fuzz", "a command", flags, nflags, &cfg, 1) != APP_OK) return 0;
+    if (app_parse(argc, argv, "fuzz", "a command", flags, nflags, &cfg, argc % 2 ? NULL : APP_KEYS("data", "seed")) != APP_OK)
+        return 0;
     int bad = 0;
     (void)app_flag_long(flags, nflags, "k", 5, &bad);
     (void)app_flag_long(flags, nflags, "rows", 8, &bad);
