@@ -353,9 +353,9 @@ const char *app_class_name(const char *dir, int k, char *buf, size_t size)
 const char *app_model_name(const nb_train_cfg *cfg, char *buf, size_t size)
 {
     const nb_model_cfg *m = &cfg->model;
-    static const char *const kinds[] = {"AE", "DAE", "VAE", "CVAE"};
+    static const char *const kinds[] = {"AE", "DAE", "VAE", "CVAE", "VQ-VAE", "VampPrior VAE", "two-layer VAE"};
     const int linear = m->arch == NB_ARCH_MLP && m->nhidden == 0 && m->act == NB_ACT_IDENTITY;
-    const int beta = m->kind >= NB_VAE && cfg->beta != 1;
+    const int beta = m->kind >= NB_VAE && m->kind != NB_VQVAE && cfg->beta != 1;
     char b[32] = "";
     if (beta) snprintf(b, sizeof b, " (β=%g)", cfg->beta);
     snprintf(buf, size, "%s%s%s%s d=%d%s", linear ? "linear " : "", m->arch == NB_ARCH_CONV ? "conv " : "",

@@ -153,12 +153,28 @@ int cmd_sample(int argc, char **argv)
         close_session(&s);
         return app_usage("sample", "--n must be 1 to 64");
     }
-    if (!nb_model_is_vae(m)) {
+    if (!nb_model_is_vae(m) && m->cfg.kind != NB_VQVAE) {
         close_session(&s);
         nb_error(NB_ERR_ARG, "an AE has no prior to sample from (nabla compare fits one to its codes)");
         return app_fail("sample", NULL);
     }
     nb_rng r = nb_rng_seed(s.cfg.seed);
+    if (m->cfg.kind >= NB_VQVAE) { /* priors of their own: uniform codes, the mixture, z2 → z1 */
+        static const char *const from[] = {"codes drawn uniformly", "z ~ the VampPrior", "z2 ~ N(0, I), z1 ~ p(z1|z2)"};
+        nb_tensor *img = nb_model_sample(s.tp, m, n * n, NULL, &r);
+        if (!img) {
+            rc = tape_fail(s.cmd, s.tp);
+            close_session(&s);
+            return rc;
+        }
+        char title[400];
+        snprintf(title, sizeof title, "%s (%s): samples from the prior", s.model, s.dname);
+        const char *labels[1] = {from[m->cfg.kind - NB_VQVAE]};
+        const img_text text = {title, labels, NULL};
+        rc = write_stack(&s, "samples.png", &text, 1, (const nb_tensor *const *)&img, (const int[]){(int)n}, (int)n);
+        close_session(&s);
+        return rc;
+    }
     const int cvae = m->cfg.kind == NB_CVAE, K = m->cfg.nclasses;
     const int64_t rows = cvae ? K : n, count = rows * n;
     if (cvae && K > 64) {
@@ -499,7 +515,7 @@ int cmd_evaluate(int argc, char **argv)
     nb_eval e;
     double ll = NAN, se = NAN;
     if (nb_model_evaluate(m, &s.test, 500, s.am.cfg.binarize, &s.am.cfg.corrupt, s.cfg.seed, &e) ||
-        (nb_model_is_vae(m) && k > 0 &&
+        (nb_model_is_vae(m) && k > 0 && /* a VQ-VAE has none: its posterior is a point mass */
          nb_model_log_likelihood(m, &s.test, n, (int)k, s.am.cfg.binarize, s.cfg.seed, &ll, &se))) {
         close_session(&s);
         return app_fail("evaluate", NULL);
@@ -507,6 +523,12 @@ int cmd_evaluate(int argc, char **argv)
     printf("%s, %lld test images: -ELBO %.2f = reconstruction %.2f + KL %.2f nats per image, %.4f bits/dim, "
            "squared error %.2f per image, %d/%d active units\n", s.model, (long long)e.n, e.elbo_loss, e.recon, e.kl,
            e.bits_per_dim, e.mse, e.active_units, e.latent);
+    if (m->cfg.kind == NB_VQVAE)
+        printf("codebook: perplexity %.1f of %d codes, %d dead on the test set; log p(x): n/a (a point-mass "
+               "posterior; the bound above is recon + L log K)\n", e.perplexity, m->cfg.codebook, e.dead_codes);
+    if (m->cfg.kind == NB_HVAE)
+        printf("per layer: KL z1 %.2f, z2 %.2f nats per image; active units %d/%d, %d/%d\n", e.kl1, e.kl2,
+               e.active1, e.latent, e.active2, e.latent2);
     if (isfinite(ll))
         printf("log p(x) >= %.2f ± %.2f nats per image (importance sampling, k = %ld, %ld images)\n", ll, se, k,
                n ? n : (long)s.test.n);

@@ -84,9 +84,22 @@ static void on_epoch(const nb_epoch_log *l, void *p)
 {
     const train_ctx *c = p;
     printf("epoch %3d/%d  train %.2f", l->epoch, c->cfg->epochs, l->train_loss);
+    const nb_model_kind kind = c->cfg->model.kind;
+    if (kind == NB_VQVAE) { /* its bound: recon + L·log K; the codebook's health */
+        printf(" (recon %.2f + L log K %.2f)  test %.2f (recon %.2f) bound, nats per image, %.4f bits/dim, "
+               "perplexity %.1f, %d dead codes (test perplexity %.1f)", l->train_recon, l->train_kl, l->test.elbo_loss,
+               l->test.recon, l->test.bits_per_dim, l->perplexity, l->dead_codes, l->test.perplexity);
+        printf("  %.1f s, %.0f img/s\n", l->seconds, l->images_per_s);
+        if (draw_curves(c->cfg->out, c->cfg)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
+        return;
+    }
     if (c->vae) printf(" (recon %.2f + KL %.2f)", l->train_recon, l->train_kl);
     printf("  test %.2f", l->test.elbo_loss);
-    if (c->vae)
+    if (kind == NB_HVAE)
+        printf(" (recon %.2f + KL %.2f = z1 %.2f + z2 %.2f) -ELBO, nats per image, %.4f bits/dim, %d/%d and %d/%d "
+               "active, beta %.3g", l->test.recon, l->test.kl, l->test.kl1, l->test.kl2, l->test.bits_per_dim,
+               l->test.active1, l->test.latent, l->test.active2, l->test.latent2, l->beta);
+    else if (c->vae)
         printf(" (recon %.2f + KL %.2f) -ELBO, nats per image, %.4f bits/dim, %d/%d active, beta %.3g", l->test.recon,
                l->test.kl, l->test.bits_per_dim, l->test.active_units, l->test.latent, l->beta);
     else
@@ -99,7 +112,8 @@ static void describe(const nb_trainer *t, const nb_dist *d)
 {
     const nb_train_cfg *c = nb_trainer_cfg(t);
     const nb_model_cfg *m = &c->model;
-    static const char *kinds[] = {"AE", "denoising AE", "VAE", "conditional VAE"};
+    static const char *kinds[] = {"AE", "denoising AE", "VAE", "conditional VAE", "VQ-VAE", "VAE with a VampPrior",
+                                  "VAE with two stochastic layers"};
     static const char *decs[] = {"Bernoulli", "Gaussian (fixed sigma)", "Gaussian (learned shared variance)",
                                  "Gaussian (learned per-pixel variance)", "Gaussian (log-variance head)"};
     char dname[96];

@@ -38,7 +38,7 @@ typedef struct key_def {
     double lo, hi;            /* numbers: the range accepted (checked before any arithmetic) */
 } key_def;
 
-static const char *const model_names[] = {"ae", "dae", "vae", "cvae", NULL};
+static const char *const model_names[] = {"ae", "dae", "vae", "cvae", "vqvae", "vamp", "hvae", NULL};
 static const char *const arch_names[] = {"mlp", "conv", NULL};
 static const char *const act_names[] = {"relu", "tanh", "leaky-relu", "elu", "gelu", "identity", NULL};
 static const char *const decoder_names[] = {"bernoulli", "gaussian", "gaussian-shared", "gaussian-pixel",
@@ -50,7 +50,7 @@ static const char *const precision_names[] = {"f32", "bf16", NULL};
 
 #define OFF(f) offsetof(nb_train_cfg, f)
 static const key_def keys[] = {
-    {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae", 0, 0},
+    {"model", T_ENUM, OFF(model.kind), model_names, "ae | dae | vae | cvae | vqvae | vamp | hvae", 0, 0},
     {"arch", T_ENUM, OFF(model.arch), arch_names, "mlp | conv", 0, 0},
     {"latent", T_INT, OFF(model.latent), NULL, "size of the code z", 1, 4096},
     {"hidden", T_HIDDEN, 0, NULL, "MLP hidden sizes, encoder order, e.g. 400 or 392,196; none: no hidden layer", 0, 0},
@@ -63,6 +63,15 @@ static const key_def keys[] = {
     {"init-std", T_DOUBLE, OFF(model.init_std), NULL, "weights and biases ~ N(0, this) instead of PyTorch's defaults (0: PyTorch)", 0, 100},
     {"logvar-min", T_DOUBLE, OFF(model.logvar_min), NULL, "clamp of a learned log-variance (off when min >= max)", -100, 100},
     {"logvar-max", T_DOUBLE, OFF(model.logvar_max), NULL, "clamp of a learned log-variance", -100, 100},
+    {"codebook", T_INT, OFF(model.codebook), NULL, "vqvae: codes in the codebook (K)", 2, 65536},
+    {"code-dim", T_INT, OFF(model.code_dim), NULL, "vqvae: values per code (Dc)", 1, 4096},
+    {"codes", T_INT, OFF(model.codes), NULL, "vqvae (MLP): code positions per image (L; conv: the 7x7 grid)", 1, 4096},
+    {"commitment", T_DOUBLE, OFF(model.commitment), NULL, "vqvae: weight of the commitment loss (beta_c)", 0, 1e6},
+    {"pseudo-inputs", T_INT, OFF(model.pseudo_inputs), NULL, "vamp: pseudo-inputs of the VampPrior (Kp)", 1, 100000},
+    {"hvae-hidden1", T_INT, OFF(model.hvae_hidden1), NULL, "hvae: hidden size of q(z1|x) and p(x|z1)", 1, 65536},
+    {"hvae-z1", T_INT, OFF(model.hvae_z1), NULL, "hvae: dims of z1", 1, 4096},
+    {"hvae-hidden2", T_INT, OFF(model.hvae_hidden2), NULL, "hvae: hidden size of q(z2|z1) and p(z1|z2)", 1, 65536},
+    {"hvae-z2", T_INT, OFF(model.hvae_z2), NULL, "hvae: dims of z2", 1, 4096},
     {"beta", T_DOUBLE, OFF(beta), NULL, "KL weight (1: the ELBO)", 0, 1e6},
     {"kl-warmup", T_INT, OFF(kl_warmup), NULL, "epochs over which beta rises linearly from 0", 0, 1e6},
     {"free-bits", T_DOUBLE, OFF(free_bits), NULL, "minimum KL per latent dimension, nats (0: off)", 0, 1e6},

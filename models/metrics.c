@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nabla/models.h"
+#include "models/internal.h"
 #include "tensor/error.h"
 
 static nb_status tape_error(nb_tape *tp, const char *what)
@@ -19,15 +19,21 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
 }
 
 /* The sums an evaluation is made of, over every image: */
-enum { ACC_N, ACC_RECON, ACC_KL, ACC_SE, ACC_DIMS }; /* then Σμ, Σμ² and ΣKL per latent dim */
+enum { ACC_N, ACC_RECON, ACC_KL, ACC_SE, ACC_KL1, ACC_KL2, ACC_DIMS };
+/* then Σμ, Σμ² and ΣKL per latent dim; an HVAE's Σμ2, Σμ2²; a VQ-VAE's count per code */
+
+static int64_t latent2(const nb_model *m) { return m->cfg.kind == NB_HVAE ? m->cfg.hvae_z2 : 0; }
+static int64_t ncodes(const nb_model *m) { return m->cfg.kind == NB_VQVAE ? m->cfg.codebook : 0; }
 
 /* The batches k with k % ranks == rank, summed into acc. Every batch draws from its own stream
  * fork(seed, k), so which rank evaluates it changes nothing. */
 static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
                                const nb_corruption *corrupt, uint64_t seed, const nb_dist *dist, double *acc)
 {
-    const int d = m->cfg.latent, vae = nb_model_is_vae(m);
+    const int d = m->cfg.latent, vae = m->cfg.kind == NB_VAE || m->cfg.kind == NB_CVAE;
+    const int64_t d2 = latent2(m);
     double *mu_sum = acc + ACC_DIMS, *mu_sq = mu_sum + d, *kl_dim = mu_sq + d;
+    double *mu2_sum = kl_dim + d, *mu2_sq = mu2_sum + d2, *usage = mu2_sq + d2;
     nb_batcher bt;
     if (nb_batcher_init(&bt, ds, batch, 0, seed)) return NB_ERR_NOMEM;
     nb_tape *tp = nb_tape_new();
@@ -57,9 +63,15 @@ static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t 
             break;
         }
         acc[ACC_SE] += nb_get(se, 0);
+        for (int64_t i = 0; t.codes && i < nb_numel(t.codes); i++) usage[(int64_t)nb_get(t.codes, i)]++;
         for (int64_t i = 0; i < b; i++) {
             acc[ACC_RECON] += nb_get(t.recon, i);
-            if (vae) acc[ACC_KL] += nb_get(t.kl, i);
+            if (t.kl) acc[ACC_KL] += nb_get(t.kl, i);
+            if (t.kl1) acc[ACC_KL1] += nb_get(t.kl1, i), acc[ACC_KL2] += nb_get(t.kl2, i);
+            for (int64_t j = 0; j < d2; j++) {
+                const double mu = nb_get(t.mu2, i * d2 + j);
+                mu2_sum[j] += mu, mu2_sq[j] += mu * mu;
+            }
             for (int j = 0; j < d; j++) {
                 const double mu = nb_get(t.mu, i * d + j);
                 mu_sum[j] += mu, mu_sq[j] += mu * mu;
@@ -82,7 +94,7 @@ nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_
     memset(e, 0, sizeof *e);
     const int d = m->cfg.latent;
     e->latent = d;
-    const int64_t nacc = ACC_DIMS + 3 * (int64_t)d;
+    const int64_t nacc = ACC_DIMS + 3 * (int64_t)d + 2 * latent2(m) + ncodes(m);
     double *acc = calloc((size_t)nacc, sizeof *acc);
     nb_status st = acc ? evaluate_part(m, ds, batch, bin, corrupt, seed, dist, acc)
                        : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
@@ -98,6 +110,18 @@ nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_
             const double var = mu_sq[j] / n - (mu_sum[j] / n) * (mu_sum[j] / n);
             e->active_units += var > 0.01; /* Burda et al.: Cov_x(E_q[z_d]) > 0.01 */
             if (j < 256) e->kl_dim[j] = kl_dim[j] / n;
+        }
+        const int64_t d2 = latent2(m), K = ncodes(m);
+        const double *mu2_sum = kl_dim + d, *mu2_sq = mu2_sum + d2, *usage = mu2_sq + d2;
+        e->latent2 = (int)d2, e->active1 = e->active_units;
+        e->kl1 = acc[ACC_KL1] / n, e->kl2 = acc[ACC_KL2] / n;
+        for (int64_t j = 0; j < d2; j++)
+            e->active2 += mu2_sq[j] / n - (mu2_sum[j] / n) * (mu2_sum[j] / n) > 0.01;
+        if (K) {
+            int64_t *u = malloc((size_t)K * sizeof *u);
+            for (int64_t j = 0; u && j < K; j++) u[j] = (int64_t)usage[j];
+            if (u) e->perplexity = nb_vq_perplexity(u, (int)K, &e->dead_codes);
+            free(u);
         }
     }
     free(acc);
@@ -129,10 +153,25 @@ static void copy_doubles(const nb_tensor *t, double *out)
         for (int64_t i = 0; i < n; i++) out[i] = ((const float *)t->data)[i];
 }
 
+/* log (1/k) Σ_j w_j per image from the log-weights lw (row j·b + i), in double, into the sums. */
+static void accumulate(const double *lw, int64_t b, int k, double *s, double *s2, int64_t *n)
+{
+    for (int64_t i = 0; i < b; i++) {
+        double mx = -INFINITY, acc = 0;
+        for (int j = 0; j < k; j++) mx = fmax(mx, lw[(int64_t)j * b + i]);
+        for (int j = 0; j < k; j++) acc += exp(lw[(int64_t)j * b + i] - mx);
+        const double ll = mx + log(acc) - log((double)k);
+        *s += ll, *s2 += ll * ll, (*n)++;
+    }
+}
+
 nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count, int k,
                                   nb_binarize bin, uint64_t seed, double *mean, double *stderr_)
 {
     if (!m || !ds || !mean || !stderr_) return nb_error(NB_ERR_ARG, "log-likelihood: NULL argument");
+    if (m->cfg.kind == NB_VQVAE)
+        return nb_error(NB_ERR_ARG, "log-likelihood: a VQ-VAE's posterior is a point mass, so importance "
+                        "sampling has nothing to sample; its bound is recon + L·log K (nabla evaluate's -ELBO)");
     if (!nb_model_is_vae(m)) return nb_error(NB_ERR_ARG, "log-likelihood: needs a VAE");
     if (k < 1 || k > (1 << 20)) return nb_error(NB_ERR_ARG, "log-likelihood: k = %d (1 to 2^20)", k);
     if (count <= 0 || count > ds->n) count = ds->n;
@@ -156,6 +195,17 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
         nb_tape_set_grad(tp, 0);
         nb_tensor *x, *y, *mu_t, *lv_t;
         if ((st = nb_model_batch(tp, m, &sub, idx, b, bin, &rng, &x, &y))) break;
+        if (m->cfg.kind == NB_VAMP || m->cfg.kind == NB_HVAE) { /* their own priors: log w on the tape */
+            nb_tensor *lw = m->cfg.kind == NB_VAMP ? nb__vamp_log_weights(tp, m, x, k, &rng)
+                                                   : nb__hvae_log_weights(tp, m, x, k, &rng);
+            if (!lw) {
+                st = tape_error(tp, "log-likelihood");
+                break;
+            }
+            copy_doubles(lw, nll); /* (k, b), row j·b + i */
+            accumulate(nll, b, k, &s, &s2, &n);
+            continue;
+        }
         nb_model_encode(tp, m, x, y, &mu_t, &lv_t);
         const int64_t rows = b * k;
         nb_tensor *eps = nb_randn(tp, &rng, x->dtype, NB_SHAPE(k, b, d));
@@ -179,17 +229,13 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
         copy_doubles(zt, z), copy_doubles(mu_t, mu), copy_doubles(lv_t, lv), copy_doubles(nll_t, nll);
         /* log w = log p(x|z) + log p(z) - log q(z|x), and log (1/k) Σ_j w_j per image, in double */
         for (int64_t i = 0; i < b; i++) {
-            double mx = -INFINITY, acc = 0;
             for (int j = 0; j < k; j++) {
                 const int64_t r = (int64_t)j * b + i;
                 double *w = &nll[r]; /* overwritten by the log-weight */
                 *w = -*w + log_normal(z + r * d, NULL, NULL, d) - log_normal(z + r * d, mu + i * d, lv + i * d, d);
-                mx = fmax(mx, *w);
             }
-            for (int j = 0; j < k; j++) acc += exp(nll[(int64_t)j * b + i] - mx);
-            const double ll = mx + log(acc) - log((double)k);
-            s += ll, s2 += ll * ll, n++;
         }
+        accumulate(nll, b, k, &s, &s2, &n);
     }
     if (!st) {
         *mean = s / (double)n;

@@ -1,10 +1,11 @@
-/* models/model.c — the four autoencoders on one API: building blocks, encode, decode, loss. */
+/* models/model.c — the autoencoders on one API: building blocks, encode, decode, loss; the zoo's
+ * kinds (VQ-VAE, VampPrior, HVAE) live in models/zoo_*.c and are dispatched from here. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nabla/models.h"
+#include "models/internal.h"
 #include "tensor/error.h"
 
 nb_model_cfg nb_model_defaults(void)
@@ -12,7 +13,9 @@ nb_model_cfg nb_model_defaults(void)
     return (nb_model_cfg){.kind = NB_VAE, .arch = NB_ARCH_MLP, .channels = 1, .height = 28,
                           .width = 28, .nclasses = 10, .latent = 20, .nhidden = 1,
                           .hidden = {400}, .conv1 = 32, .conv2 = 64, .act = NB_ACT_RELU,
-                          .decoder = NB_DEC_BERNOULLI, .sigma = 0.1};
+                          .decoder = NB_DEC_BERNOULLI, .sigma = 0.1, .codebook = 128, .code_dim = 16,
+                          .codes = 8, .commitment = 0.25, .pseudo_inputs = 500, .hvae_hidden1 = 200,
+                          .hvae_z1 = 100, .hvae_hidden2 = 100, .hvae_z2 = 50};
 }
 
 /* ---- building blocks ----------------------------------------------------------------------- */
@@ -55,7 +58,11 @@ nb_tensor *nb_mlp_fwd(nb_tape *tp, const nb_mlp *m, nb_tensor *x)
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
-int nb_model_is_vae(const nb_model *m) { return m->cfg.kind == NB_VAE || m->cfg.kind == NB_CVAE; }
+int nb_model_is_vae(const nb_model *m)
+{
+    const nb_model_kind k = m->cfg.kind;
+    return k == NB_VAE || k == NB_CVAE || k == NB_VAMP || k == NB_HVAE;
+}
 
 static int conditional(const nb_model *m) { return m->cfg.kind == NB_CVAE; }
 
@@ -98,7 +105,8 @@ static nb_status init_conv(nb_model *m, nb_params *ps, nb_rng *rng, int cond)
                         c->conv2, m->h2, m->w2);
     const int flat = (int)flat64;
     const int dec_sizes[2] = {c->latent + cond, flat};
-    if (nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
+    /* a VQ-VAE's code is already spatial: 1×1 convolutions (zoo_vq.c) replace the dense layers */
+    if (c->kind != NB_VQVAE && nb_mlp_init(&m->dec, ps, "dec.fc", 1, dec_sizes, c->act, 1, rng)) return NB_ERR_ARG;
     if (nb_conv_transpose2d_init(&m->dec_c1, ps, "dec.deconv1", c->conv2, c->conv1, 4, up1, 1, rng) ||
         nb_conv_transpose2d_init(&m->dec_c2, ps, "dec.deconv2", c->conv1, c->channels, 4, up2, 1, rng) ||
         (c->decoder == NB_DEC_GAUSSIAN_HEAD &&
@@ -124,7 +132,7 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
         return nb_error(NB_ERR_ARG, "model: invalid configuration (latent %d: 1 to 4096; %d hidden "
                         "layers: 0 to %d; %d classes: 1 to 256 for a CVAE)", c->latent, c->nhidden,
                         NB_MAX_HIDDEN, c->nclasses);
-    if ((int)c->kind < NB_AE || c->kind > NB_CVAE || (int)c->arch < NB_ARCH_MLP || c->arch > NB_ARCH_CONV ||
+    if ((int)c->kind < NB_AE || c->kind > NB_HVAE || (int)c->arch < NB_ARCH_MLP || c->arch > NB_ARCH_CONV ||
         (int)c->decoder < NB_DEC_BERNOULLI || c->decoder > NB_DEC_GAUSSIAN_HEAD ||
         (int)c->act < NB_ACT_RELU || c->act > NB_ACT_IDENTITY || (int)c->output < NB_OUT_SIGMOID ||
         c->output > NB_OUT_IDENTITY)
@@ -142,6 +150,18 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
     if (c->arch == NB_ARCH_CONV && (c->conv1 < 1 || c->conv1 > 1024 || c->conv2 < 1 || c->conv2 > 2048))
         return nb_error(NB_ERR_ARG, "model: conv channels %d and %d (1 to 1024, 1 to 2048)", c->conv1, c->conv2);
     m->in_dim = (int64_t)c->channels * c->height * c->width;
+    if (c->kind == NB_HVAE) return nb__hvae_init(m, ps, rng);
+    if (c->kind == NB_VQVAE) {
+        if (c->codebook < 2 || c->codebook > 65536 || c->code_dim < 1 || c->code_dim > 4096 || c->codes < 1 ||
+            c->codes > 4096 || !(c->commitment >= 0))
+            return nb_error(NB_ERR_ARG, "model: VQ-VAE with %d codes of %d values at %d positions, commitment %g "
+                            "(2 to 65536 codes, 1 to 4096 values and positions, commitment >= 0)", c->codebook,
+                            c->code_dim, c->codes, c->commitment);
+        if (c->decoder != NB_DEC_BERNOULLI && c->decoder != NB_DEC_GAUSSIAN)
+            return nb_error(NB_ERR_ARG, "model: a VQ-VAE trains on the BCE or the squared error; a learned "
+                            "variance needs a VAE (--decoder bernoulli or gaussian)");
+        m->cfg.latent = c->codes * c->code_dim; /* the MLP's code; conv sets it from the grid below */
+    }
     const int cond = conditional(m) ? c->nclasses : 0;
     /* the dense layers dominate the size: refuse what could never be allocated, with the reason */
     int64_t weights = 0, prev = m->in_dim + cond;
@@ -174,6 +194,7 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
         if ((st = init_conv(m, ps, rng, cond))) return st;
         body_out = c->conv2 * m->h2 * m->w2;
     }
+    if (c->kind == NB_VQVAE) return nb__vq_init(m, ps, rng);
     const int vae = nb_model_is_vae(m);
     if (nb_linear_init(&m->head_mu, ps, vae ? "enc.mu" : "enc.code", body_out, c->latent, 1, rng) ||
         (vae && nb_linear_init(&m->head_logvar, ps, "enc.logvar", body_out, c->latent, 1, rng)))
@@ -189,7 +210,7 @@ nb_status nb_model_init(nb_model *m, const nb_model_cfg *cfg, nb_params *ps, nb_
         for (int i = 0; i < nb_params_count(ps); i++) nb_init_normal(nb_params_at(ps, i), rng, 0, c->init_std);
     if (c->decoder == NB_DEC_GAUSSIAN && !(c->sigma > 0))
         return nb_error(NB_ERR_ARG, "model: the fixed-variance decoder needs sigma > 0, got %g", c->sigma);
-    return NB_OK;
+    return c->kind == NB_VAMP ? nb__vamp_init(m, ps, rng) : NB_OK;
 }
 
 nb_status nb_model_batch(nb_tape *tp, const nb_model *m, const nb_dataset *ds, const int64_t *idx,
@@ -257,6 +278,20 @@ static int input_ok(nb_tape *tp, const nb_model *m, const nb_tensor *x)
     return 0;
 }
 
+nb_tensor *nb__model_body(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y)
+{
+    nb_tensor *h = with_label(tp, m, x, y);
+    if (m->cfg.arch == NB_ARCH_MLP) return nb_mlp_fwd(tp, &m->enc, h);
+    h = conv_act(tp, m, &m->enc_c2, conv_act(tp, m, &m->enc_c1, h));
+    /* a VQ-VAE keeps the grid: its positions are the code's */
+    return m->cfg.kind == NB_VQVAE ? h : nb_reshape(tp, h, NB_SHAPE(x ? nb_dim(x, 0) : 0, -1));
+}
+
+nb_tensor *nb__reparam(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb_tensor *eps)
+{
+    return nb_add(tp, mu, nb_mul(tp, nb_exp(tp, nb_scale(tp, logvar, 0.5)), eps));
+}
+
 nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tensor *y,
                           nb_tensor **mu, nb_tensor **logvar)
 {
@@ -265,13 +300,10 @@ nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
     if (logvar) *logvar = NULL;
     if (!m) return nb_tape_fail(tp, NB_ERR_ARG, "nb_model_encode: the model is NULL");
     if (!input_ok(tp, m, x)) return nb_tape_status(tp);
-    nb_tensor *h = with_label(tp, m, x, y);
-    if (m->cfg.arch == NB_ARCH_CONV) {
-        h = conv_act(tp, m, &m->enc_c1, h);
-        h = conv_act(tp, m, &m->enc_c2, h);
-        h = nb_reshape(tp, h, NB_SHAPE(x ? nb_dim(x, 0) : 0, -1));
-    } else {
-        h = nb_mlp_fwd(tp, &m->enc, h);
+    nb_tensor *h = nb__model_body(tp, m, x, y);
+    if (m->cfg.kind == NB_VQVAE) { /* the quantised code, flat: what the decoder reads */
+        *mu = nb_reshape(tp, nb__vq_quantise(tp, m, nb__vq_project(tp, m, h), NULL), NB_SHAPE(x ? nb_dim(x, 0) : 0, -1));
+        return tp ? nb_tape_status(tp) : NB_ERR_ARG;
     }
     *mu = nb_linear_fwd(tp, &m->head_mu, h);
     if (logvar) *logvar = nb_model_is_vae(m) ? nb_linear_fwd(tp, &m->head_logvar, h) : NULL;
@@ -280,6 +312,7 @@ nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
 
 nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y)
 {
+    if (m->cfg.kind == NB_VQVAE && m->cfg.arch == NB_ARCH_CONV) return nb__vq_decode(tp, m, z);
     const int head = m->cfg.decoder == NB_DEC_GAUSSIAN_HEAD;
     nb_tensor *h = with_label(tp, m, z, y);
     if (m->cfg.arch == NB_ARCH_MLP) {
@@ -395,12 +428,18 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
                         nb_loss_terms *t)
 {
     memset(t, 0, sizeof *t);
+    switch (m->cfg.kind) {
+    case NB_VQVAE: return nb__vq_loss(tp, m, b, o, t);
+    case NB_VAMP: return nb__vamp_loss(tp, m, b, o, t);
+    case NB_HVAE: return nb__hvae_loss(tp, m, b, o, t);
+    default: break;
+    }
     nb_model_encode(tp, m, b->input, b->y, &t->mu, &t->logvar);
     if (nb_model_is_vae(m)) {
         nb_tensor *eps = o->eps;
         if (!eps && t->mu) eps = nb_randn(tp, o->rng, t->mu->dtype, t->mu->ndim, t->mu->shape);
         /* the reparameterisation trick: z = μ + σ·ε, with σ = exp(½ log σ²) */
-        t->z = nb_add(tp, t->mu, nb_mul(tp, nb_exp(tp, nb_scale(tp, t->logvar, 0.5)), eps));
+        t->z = nb__reparam(tp, t->mu, t->logvar, eps);
         t->kl = nb_kl_normal(tp, t->mu, t->logvar, NB_REDUCE_NONE);
     } else {
         t->z = t->mu;
@@ -418,6 +457,12 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
 
 nb_tensor *nb_model_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_tensor *y, nb_rng *rng)
 {
+    switch (m->cfg.kind) {
+    case NB_VQVAE: return nb__vq_sample(tp, m, n, rng);
+    case NB_VAMP: return nb__vamp_sample(tp, m, n, rng);
+    case NB_HVAE: return nb__hvae_sample(tp, m, n, rng);
+    default: break;
+    }
     nb_tensor *z = nb_randn(tp, rng, nb_params_dtype(m->ps), NB_SHAPE(n, m->cfg.latent));
     return nb_model_mean(tp, m, nb_model_decode(tp, m, z, y));
 }

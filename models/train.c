@@ -34,6 +34,10 @@ struct nb_trainer {
     int64_t step; /* optimizer steps taken */
     FILE *csv;    /* rank 0 only */
     nb_dist *dist;
+    /* VQ-VAE: each code's use this epoch, and the encoder's outputs of the last step (rows × Dc) */
+    int64_t *usage;
+    double *last_ze;
+    int64_t last_rows, last_cap;
 };
 
 /* Rank 0 writes the files and calls the hooks. */
@@ -47,7 +51,7 @@ static double now_s(void)
 }
 
 /* Streams of the run, never overlapping: one per step, one per evaluation. */
-enum { STREAM_STEP = 0, STREAM_EVAL = 1 };
+enum { STREAM_STEP = 0, STREAM_EVAL = 1, STREAM_RESET = 2 };
 static nb_rng stream(uint64_t seed, int kind, uint64_t i)
 {
     nb_rng root = nb_rng_seed(seed);
@@ -191,6 +195,7 @@ void nb_trainer_free(nb_trainer *t)
     nb_params_free(t->ps);
     nb_dataset_free(&t->train_all);
     nb_dataset_free(&t->test_all);
+    free(t->usage), free(t->last_ze);
     free(t);
 }
 
@@ -317,6 +322,8 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     if (!(t->optim = nb_optim_new(t->ps, c->optim))) return NB_ERR_ARG;
     if (resume && (st = nb_checkpoint_load(resume, t->ps, t->optim))) return st;
     if (!(t->tp = nb_tape_new())) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+    if (c->model.kind == NB_VQVAE && !(t->usage = calloc((size_t)c->model.codebook, sizeof *t->usage)))
+        return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
     if ((st = nb_tape_set_precision(t->tp, c->precision))) return st;
     return lead(t) ? write_config(c) : NB_OK;
 }
@@ -385,6 +392,42 @@ static nb_status nonfinite(nb_trainer *t, const char *what)
                     "checkpoint is kept", (long long)t->step + 1, t->epoch + 1, where);
 }
 
+/* A VQ-VAE step's codes into the epoch's usage, and its encoder outputs kept for the reset. */
+static nb_status note_codes(nb_trainer *t, const nb_loss_terms *terms)
+{
+    const int64_t n = nb_numel(terms->codes), vals = nb_numel(terms->z_e);
+    for (int64_t i = 0; i < n; i++) t->usage[(int64_t)nb_get(terms->codes, i)]++;
+    if (vals > t->last_cap) {
+        double *p = realloc(t->last_ze, (size_t)vals * sizeof *p);
+        if (!p) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+        t->last_ze = p, t->last_cap = vals;
+    }
+    for (int64_t i = 0; i < vals; i++) t->last_ze[i] = nb_get(terms->z_e, i);
+    t->last_rows = n;
+    return NB_OK;
+}
+
+/* The end of a VQ-VAE's epoch: the usage summed over the ranks, its perplexity, and every dead
+ * code reset to an encoder output of the last batch, drawn from (seed, epoch) so that a resumed
+ * run resets alike; rank 0 draws, the others take its codebook. */
+static nb_status reset_codes(nb_trainer *t, nb_epoch_log *log)
+{
+    const int K = t->cfg.model.codebook;
+    double *u = malloc((size_t)K * sizeof *u);
+    nb_status st = u ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+    for (int j = 0; u && j < K; j++) u[j] = (double)t->usage[j];
+    if (!(st = nb_dist_agree(t->dist, st))) st = nb_dist_sum(t->dist, u, K);
+    for (int j = 0; !st && j < K; j++) t->usage[j] = (int64_t)u[j];
+    free(u);
+    if (st) return st;
+    log->perplexity = nb_vq_perplexity(t->usage, K, &log->dead_codes);
+    nb_rng r = stream(t->cfg.seed, STREAM_RESET, (uint64_t)t->epoch);
+    if (lead(t) && t->last_rows > 0)
+        st = nb_vq_reset_dead(&t->model, t->usage, K, t->last_ze, NB_F64, t->last_rows, t->cfg.model.code_dim, &r, NULL);
+    if (!(st = nb_dist_agree(t->dist, st))) st = nb_dist_broadcast_params(t->dist, t->ps, 0);
+    return st;
+}
+
 /* One rank's part of a step: forward and backward over its shard of the global batch idx[0..b),
  * the gradients left in the store, and sum[0..3) = its share of the batch's mean loss and the
  * sums of its examples' reconstruction and KL terms. */
@@ -413,6 +456,7 @@ static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double
         return nb_error(nb_tape_status(tp), "step %lld: %s", (long long)t->step + 1, nb_tape_error(tp));
     const double loss = nb_get(terms.loss, 0);
     if (!isfinite(loss)) return nonfinite(t, "the loss");
+    if (terms.codes && (st = note_codes(t, &terms))) return st;
     for (int64_t k = 0; k < n; k++) {
         sum[1] += nb_get(terms.recon, k);
         if (terms.kl) sum[2] += nb_get(terms.kl, k);
@@ -454,6 +498,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
     const double t0 = now_s();
     double sum_loss = 0, sum_recon = 0, sum_kl = 0;
+    if (t->usage) memset(t->usage, 0, (size_t)c->model.codebook * sizeof *t->usage);
     int64_t seen = 0, b, i = 0;
     const int64_t *idx;
     while (!st && (b = nb_batcher_next(&bt, &idx)) > 0) {
@@ -476,6 +521,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
         }
     }
     nb_batcher_free(&bt);
+    if (!st && t->usage) st = reset_codes(t, log);
     const double dt = now_s() - t0;
     log->train_loss = sum_loss / (double)(seen ? seen : 1);
     log->train_recon = sum_recon / (double)(seen ? seen : 1);

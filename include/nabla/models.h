@@ -29,7 +29,10 @@ typedef enum nb_model_kind {
     NB_AE,  /**< autoencoder */
     NB_DAE, /**< denoising autoencoder: trained on corrupted inputs */
     NB_VAE, /**< variational autoencoder */
-    NB_CVAE /**< conditional VAE: encoder and decoder also see the one-hot label */
+    NB_CVAE, /**< conditional VAE: encoder and decoder also see the one-hot label */
+    NB_VQVAE, /**< vector-quantised AE: codes snapped to a learned codebook (models/zoo_vq.c) */
+    NB_VAMP,  /**< VAE with the VampPrior, a mixture over learned pseudo-inputs (models/zoo_vamp.c) */
+    NB_HVAE   /**< VAE with two stochastic layers, x → z1 → z2 (models/zoo_hvae.c) */
 } nb_model_kind;
 /** The networks' architecture. */
 typedef enum nb_arch {
@@ -94,9 +97,18 @@ typedef struct nb_model_cfg {
     /** @} */
     double init_std;             /**< > 0: every parameter ~ N(0, init_std) (AEVB); 0: PyTorch's */
     nb_output output;            /**< the decoder mean's activation (Gaussian decoders) */
+    /** @{ */
+    int codebook, code_dim, codes; /**< VQ-VAE: K codes of Dc values; L positions (MLP; conv: H/4·W/4) */
+    /** @} */
+    double commitment;           /**< VQ-VAE: β_c, the weight of the commitment loss */
+    int pseudo_inputs;           /**< VampPrior: Kp, the mixture's components */
+    /** @{ */
+    int hvae_hidden1, hvae_z1, hvae_hidden2, hvae_z2; /**< HVAE: the sizes of x → z1 and z1 → z2 */
+    /** @} */
 } nb_model_cfg;
 
-/** The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller). */
+/** The pytorch/examples VAE: MLP 784-400-20, ReLU, Bernoulli decoder (shape set by the caller);
+ * VQ-VAE K = 128, Dc = 16, L = 8, β_c = 0.25; Kp = 500 pseudo-inputs; HVAE 200, 100, 100, 50. */
 NB_API nb_model_cfg nb_model_defaults(void);
 
 /** A stack of Linear layers with an activation between them, and after the last one too when
@@ -124,7 +136,8 @@ NB_API nb_tensor *nb_act_fwd(nb_tape *tp, nb_act act, nb_tensor *x);
 /** An autoencoder: its configuration and layers, built by nb_model_init. The layers' parameters
  * belong to ps; the struct itself owns nothing and needs no freeing. */
 typedef struct nb_model {
-    nb_model_cfg cfg;             /**< as built (sizes checked) */
+    nb_model_cfg cfg;             /**< as built (sizes checked); latent is the code's size: L·Dc for a
+                                       VQ-VAE, z1's for an HVAE */
     nb_params *ps;                /**< the store holding every parameter, borrowed */
     /* encoder: body then heads (mu and logvar for VAEs, code for AEs) */
     nb_mlp enc;                   /**< MLP body, or the Linear after the conv body */
@@ -145,6 +158,18 @@ typedef struct nb_model {
     int64_t in_dim;               /**< C·H·W */
     /** @{ */
     int h2, w2;                   /**< conv: spatial size after the encoder body */
+    /** @} */
+    /* VQ-VAE (conv): the 1×1 convolutions into and out of the code; the codebook */
+    /** @{ */
+    nb_conv_layer vq_in, vq_out;  /**< conv VQ-VAE: 64 → Dc before quantising, Dc → 64 after */
+    /** @} */
+    nb_tensor *codebook;          /**< VQ-VAE: `vq.codebook` (K, Dc) */
+    int positions;                /**< VQ-VAE: L, the code positions per image */
+    nb_tensor *pseudo;            /**< VampPrior: `vamp.pseudo` (Kp, C·H·W) */
+    /* HVAE: q(z2|z1) and p(z1|z2), beside q(z1|x) (enc, head_mu, head_logvar) and p(x|z1) (dec) */
+    /** @{ */
+    nb_mlp enc2, prior1;          /**< HVAE: the bodies of q(z2|z1) and p(z1|z2) */
+    nb_linear_layer head_mu2, head_logvar2, prior_mu, prior_logvar; /**< HVAE: their heads */
     /** @} */
 } nb_model;
 
@@ -224,19 +249,42 @@ typedef struct nb_loss_terms {
     nb_tensor *mu, *logvar, *z; /**< the posterior and the sample used */
     /** @} */
     nb_tensor *out;             /**< decoder output */
+    /** @{ */
+    nb_tensor *kl1, *kl2;       /**< HVAE, per example (B): log q(z1|x) - log p(z1|z2) (one sample)
+                                     and KL(q(z2|z1) ‖ N(0, I)); they add up to kl */
+    /** @} */
+    nb_tensor *mu2;             /**< HVAE: the mean of q(z2|z1) (B, z2) */
+    nb_tensor *codes;           /**< VQ-VAE: the chosen code of every position (B·L), a constant */
+    nb_tensor *z_e;             /**< VQ-VAE: the encoder's outputs, one row per position (B·L, Dc) */
 } nb_loss_terms;
 
-/** The model's training loss on a batch. Returns the tape's status.
+/** The model's training loss on a batch. Returns the tape's status. VQ-VAE: recon +
+ * ‖sg(z_e) - z_q‖² + β_c·‖z_e - sg(z_q)‖² with the straight-through gradient, and kl = L·log K
+ * (the uniform prior over codes); VampPrior and HVAE: recon + β·kl with kl estimated by the
+ * sample (o->eps, when given, is (B, z1 + z2) for an HVAE).
  * @note The terms in *t are arena tensors, valid until nb_tape_reset or nb_tape_free; after an
  *       error, those from the failing op on are NULL. */
 NB_API nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b,
                                const nb_loss_opts *o, nb_loss_terms *t);
-/** n images decoded from z ~ N(0, I) (labels y for a CVAE), as expected images.
+/** n images decoded from z ~ N(0, I) (labels y for a CVAE), as expected images; a VQ-VAE
+ * decodes codes drawn uniformly, a VampPrior draws z from its mixture, an HVAE z2 → z1 → x.
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_model_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_tensor *y,
                                   nb_rng *rng);
-/** 1 for a VAE or CVAE (a posterior with a variance, a KL term), else 0. */
+/** 1 for a VAE, CVAE, VampPrior or HVAE (a posterior with a variance, a KL term), else 0. */
 NB_API int nb_model_is_vae(const nb_model *m);
+
+/** A VQ-VAE's codebook usage as a perplexity: exp(H(usage / Σ usage)), from 1 (one code) to k
+ * (all used alike); *dead (may be NULL) gets the codes of zero usage. usage holds k counts.
+ * @return the perplexity, or 0 when nothing was counted. */
+NB_API double nb_vq_perplexity(const int64_t *usage, int k, int *dead);
+/** Resets every unused code of a VQ-VAE (usage[j] == 0, k counts, k the codebook's size) to a row
+ * of z_e (n rows of Dc values, f32 or f64, e.g.\ nb_loss_terms::z_e of the last batch) drawn
+ * from rng, so that dead codes rejoin the competition. *reset (may be NULL) gets their number.
+ * @return NB_OK, or NB_ERR_ARG (not a VQ-VAE, k or the shape of z_e wrong, n < 1) with
+ *         nb_last_error() set. */
+NB_API nb_status nb_vq_reset_dead(nb_model *m, const int64_t *usage, int k, const void *z_e,
+                                  nb_dtype dt, int64_t n, int dc, nb_rng *rng, int *reset);
 
 /* ---- corruptions (denoising) --------------------------------------------------------------- */
 
@@ -287,7 +335,16 @@ typedef struct nb_eval {
     double bits_per_dim;  /**< -ELBO / (D ln 2) */
     int active_units;     /**< dims with Cov_x(E[z_d | x]) > 0.01 */
     int latent;           /**< latent dims */
-    double kl_dim[256];   /**< mean KL per latent dim (first 256) */
+    double kl_dim[256];   /**< mean KL per latent dim (first 256; VAE and CVAE) */
+    /** @{ */
+    double kl1, kl2;      /**< HVAE: the KL of each layer, nats per image (kl = kl1 + kl2) */
+    /** @} */
+    /** @{ */
+    int active1, active2; /**< HVAE: active units of z1 (= active_units) and of z2 */
+    /** @} */
+    int latent2;          /**< HVAE: z2's dims */
+    double perplexity;    /**< VQ-VAE: exp of the entropy of the codes' usage */
+    int dead_codes;       /**< VQ-VAE: codes no position chose */
 } nb_eval;
 
 /** Evaluates on every image of ds (no binarisation unless bin says). A model trained to denoise
@@ -306,7 +363,9 @@ NB_API nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds,
                                         nb_binarize bin, const nb_corruption *corrupt,
                                         uint64_t seed, nb_dist *d, nb_eval *e);
 /** Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
- * standard error over images, in nats; logsumexp in f64. VAEs only.
+ * standard error over images, in nats; logsumexp in f64. VAEs only: a VampPrior under its
+ * mixture prior, an HVAE with (z1, z2) drawn from q; a VQ-VAE's posterior is a point mass, so it
+ * is refused.
  * @return NB_OK, or NB_ERR_ARG (not a VAE, k < 1), NB_ERR_NOMEM, a failing op, with
  *         nb_last_error() set. */
 NB_API nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64_t count,
@@ -379,6 +438,10 @@ typedef struct nb_epoch_log {
     double train_loss, train_recon, train_kl; /**< means over the epoch, nats per image */
     /** @} */
     nb_eval test;              /**< the evaluation on the test set */
+    /** @{ */
+    double perplexity;         /**< VQ-VAE: exp of the entropy of the codes' usage over the epoch */
+    int dead_codes;            /**< VQ-VAE: codes unused in the epoch, reset at its end */
+    /** @} */
     /** @{ */
     double seconds, images_per_s; /**< the epoch's time and speed */
     /** @} */
