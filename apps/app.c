@@ -358,8 +358,12 @@ const char *app_model_name(const nb_train_cfg *cfg, char *buf, size_t size)
     const int beta = m->kind >= NB_VAE && m->kind != NB_VQVAE && cfg->beta != 1;
     char b[32] = "";
     if (beta) snprintf(b, sizeof b, " (β=%g)", cfg->beta);
-    snprintf(buf, size, "%s%s%s%s d=%d%s", linear ? "linear " : "", m->arch == NB_ARCH_CONV ? "conv " : "",
-             beta ? "β-" : "", kinds[m->kind], m->latent, b);
+    char d[64];
+    if (m->kind == NB_VQVAE) snprintf(d, sizeof d, "K=%d Dc=%d", m->codebook, m->code_dim);
+    else if (m->kind == NB_HVAE) snprintf(d, sizeof d, "d=%d+%d", m->hvae_z1, m->hvae_z2);
+    else snprintf(d, sizeof d, "d=%d", m->latent);
+    snprintf(buf, size, "%s%s%s%s %s%s", linear ? "linear " : "", m->arch == NB_ARCH_CONV ? "conv " : "",
+             beta ? "β-" : "", kinds[m->kind], d, b);
     return buf;
 }
 

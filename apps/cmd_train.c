@@ -116,10 +116,17 @@ static void describe(const nb_trainer *t, const nb_dist *d)
                                   "VAE with two stochastic layers"};
     static const char *decs[] = {"Bernoulli", "Gaussian (fixed sigma)", "Gaussian (learned shared variance)",
                                  "Gaussian (learned per-pixel variance)", "Gaussian (log-variance head)"};
-    char dname[96];
-    printf("training a %s (%s%s, latent %d, %s decoder%s) on %lld images of %dx%dx%d from %s (%s)\n", kinds[m->kind],
+    char dname[96], lat[96];
+    if (m->kind == NB_VQVAE)
+        snprintf(lat, sizeof lat, "%d codes of %d values at %d positions", m->codebook, m->code_dim,
+                 nb_trainer_model(t)->positions);
+    else if (m->kind == NB_HVAE)
+        snprintf(lat, sizeof lat, "z1 %d, z2 %d", m->hvae_z1, m->hvae_z2);
+    else
+        snprintf(lat, sizeof lat, "latent %d", m->latent);
+    printf("training a %s (%s%s, %s, %s decoder%s) on %lld images of %dx%dx%d from %s (%s)\n", kinds[m->kind],
            m->arch == NB_ARCH_MLP ? "MLP" : "conv", m->arch == NB_ARCH_MLP && !m->nhidden ? " without hidden layers" : "",
-           m->latent, decs[m->decoder], m->output == NB_OUT_IDENTITY && m->decoder ? ", identity output" : "",
+           lat, decs[m->decoder], m->output == NB_OUT_IDENTITY && m->decoder ? ", identity output" : "",
            (long long)nb_trainer_data(t, 0)->n, m->channels, m->height, m->width, c->data,
            app_data_name(c->data, dname, sizeof dname));
     printf("%d epochs, batch %lld, %s lr %g, seed %llu, %d threads; writing to %s/\n", c->epochs,

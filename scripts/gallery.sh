@@ -20,4 +20,8 @@ sed 's#beta_vae_d10/traverse.png#traverse_beta_vae_d10.png#; s#(vae_d10/traverse
     "$c"/report.md > "$g"/compare_report.md
 cp "$d"/vae/{reconstruction,samples,loss_curve}.png "$d"/vae2d/{manifold,scatter}.png "$g"/
 cp "$d"/vae/interpolation.png "$g"/interpolation_vae.png
+# the VQ-VAE's section: one epoch of the MLP form, 16 test images and their reconstructions
+build/apps/nabla train --model vqvae --epochs 1 --out out/gallery/vqvae "$@"
+build/apps/nabla reconstruct --out out/gallery/vqvae --n 8 --rows 2
+cp out/gallery/vqvae/reconstruction.png "$g"/vqvae_reconstruction.png
 echo "wrote $g/"

@@ -249,6 +249,31 @@ def main():
         ok(p.returncode == 0 and labelled(os.path.join(out3, "samples_by_class.png"), [1] * 10, 4),
            "sample: a CVAE draws one labelled row per class (10 x 4)")
 
+        # the zoo's kinds: train, evaluate, reconstruct, sample
+        for kind, extra in (("vqvae", []), ("vqvae", ["--arch", "conv"]), ("vamp", ["--pseudo-inputs", "50"]),
+                            ("hvae", [])):
+            name = kind + "".join(extra).replace("--", "_")
+            outk = os.path.join(tmp, name)
+            p = run("train", *TINY, "--model", kind, *extra, "--out", outk)
+            line = next((l for l in p.stdout.splitlines() if l.startswith("epoch")), "")
+            want = {"vqvae": "dead codes", "vamp": "-ELBO", "hvae": "z2"}[kind]
+            ok(p.returncode == 0 and want in line, f"train --model {kind} {' '.join(extra)}: one epoch ({line[:90]})")
+            p = run("evaluate", "--out", outk, "--data", DATA, "--k", "20", "--n", "64")
+            rows = {r["metric"]: float(r["value"]) for r in csv_rows(os.path.join(outk, "evaluate.csv"))}
+            if kind == "vqvae":
+                ok(p.returncode == 0 and "perplexity" in p.stdout and "n/a" in p.stdout and rows.get("elbo_loss", 0) > 0
+                   and "log_likelihood_k20" not in rows, f"evaluate --model {kind}: the bound, perplexity, log p(x) n/a")
+            else:
+                ll = rows.get("log_likelihood_k20", 0)
+                ok(p.returncode == 0 and ll < 0 and -ll <= rows["elbo_loss"] * 1.05,
+                   f"evaluate --model {kind}: -ELBO {rows.get('elbo_loss')} and log p(x) {ll} under its own prior")
+            p = run("reconstruct", "--out", outk, "--data", DATA, "--n", "6", "--rows", "2")
+            ok(p.returncode == 0 and labelled(os.path.join(outk, "reconstruction.png"), [1] * 4, 6),
+               f"reconstruct --model {kind} {' '.join(extra)}: 4 labelled rows of 6")
+            p = run("sample", "--out", outk, "--n", "4")
+            ok(p.returncode == 0 and cells_drawn(os.path.join(outk, "samples.png"), 4, 4) == 16,
+               f"sample --model {kind} {' '.join(extra)}: a 4x4 grid from its prior")
+
         p = run("traverse", "--out", out, "--data", DATA, "--n", "5", "--eval", "64")
         ok(p.returncode == 0 and labelled(os.path.join(out, "traverse.png"), [1] * 20, 5) and
            len(csv_rows(os.path.join(out, "traverse.csv"))) == 100,
