@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nabla/models.h"
+#include "models/internal.h"
 #include "tensor/error.h"
 
 nb_model_cfg nb_model_defaults(void)
@@ -395,6 +395,7 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
                         nb_loss_terms *t)
 {
     memset(t, 0, sizeof *t);
+    if (o->objective != NB_OBJ_ELBO) return nb__objective_loss(tp, m, b, o, t);
     nb_model_encode(tp, m, b->input, b->y, &t->mu, &t->logvar);
     if (nb_model_is_vae(m)) {
         nb_tensor *eps = o->eps;
@@ -413,6 +414,7 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
                                          : nb_mean(tp, t->kl, 0, NULL, 0);
         t->loss = nb_add(tp, t->loss, nb_scale(tp, kl, o->beta));
     }
+    t->bound = t->kl ? nb_add(tp, t->recon, t->kl) : t->recon;
     return nb_tape_status(tp);
 }
 
