@@ -67,7 +67,7 @@ static void help(const char *cmd, const char *summary, const app_flag *flags, in
             printf("  --%-14s %s [%s]\n", name, what, keys && !strcmp(key, "data") ? "the model's training data" : def);
         }
     if (!keys)
-        printf("  --preset X       pytorch-examples | aevb | conv | dae | cvae (before the keys above)\n"
+        printf("  --preset X       pytorch-examples | aevb | conv | dae | cvae | iwae | pythae-vae (before the keys above)\n"
                "  --config X       a JSON object of the keys above (after --preset, before the flags)\n");
     printf("  --help           this text\n");
 }

@@ -104,7 +104,16 @@ static void on_epoch(const nb_epoch_log *l, void *p)
                l->test.kl, l->test.bits_per_dim, l->test.active_units, l->test.latent, l->beta);
     else
         printf(" %s", ae_unit(&c->cfg->model));
+    const nb_objective obj = c->cfg->objective;
+    if (obj == NB_OBJ_IWAE) printf(", -IWAE-%d %.2f", l->test.samples, l->test.bound);
+    if (obj == NB_OBJ_TCVAE) printf(", MI %.2f TC %.2f dwKL %.2f", l->test.mi, l->test.tc, l->test.dwkl);
+    if (obj == NB_OBJ_WAE || obj == NB_OBJ_INFOVAE) printf(", MMD %.4f", l->test.mmd);
+    if (l->valid.n) printf("  valid %.2f%s", l->valid.bound, l->best ? " (best)" : "");
     printf("  %.1f s, %.0f img/s\n", l->seconds, l->images_per_s);
+    /* the library counts the active units; whether that is a collapse is the app's to say */
+    if (c->vae && l->test.active_units < c->cfg->collapse * l->test.latent)
+        printf("  collapse: %d of %d dims active (below %g of them; try --kl-warmup, --kl-cycle or --free-bits)\n",
+               l->test.active_units, l->test.latent, c->cfg->collapse);
     if (draw_curves(c->cfg->out, c->cfg)) fprintf(stderr, "nabla train: loss curve: %s\n", nb_last_error());
 }
 
@@ -129,6 +138,15 @@ static void describe(const nb_trainer *t, const nb_dist *d)
            lat, decs[m->decoder], m->output == NB_OUT_IDENTITY && m->decoder ? ", identity output" : "",
            (long long)nb_trainer_data(t, 0)->n, m->channels, m->height, m->width, c->data,
            app_data_name(c->data, dname, sizeof dname));
+    if (c->objective != NB_OBJ_ELBO) {
+        printf("objective %s", nb_objective_name(c->objective));
+        if (c->objective == NB_OBJ_IWAE) printf(", K = %d samples per image", c->samples);
+        if (c->objective == NB_OBJ_TCVAE) printf(", alpha 1, beta %g, gamma 1 (N = %lld)", c->tc_beta,
+                                                 (long long)nb_trainer_data(t, 0)->n);
+        if (c->objective == NB_OBJ_WAE || c->objective == NB_OBJ_INFOVAE) printf(", lambda %g", c->mmd_lambda);
+        printf("\n");
+    }
+    if (c->valid > 0) printf("validating on the last %lld training images; best.safetensors keeps the best\n", (long long)c->valid);
     printf("%d epochs, batch %lld, %s lr %g, seed %llu, %d threads; writing to %s/\n", c->epochs,
            (long long)c->batch, (const char *[]){"SGD", "Adam", "AdamW", "Adagrad"}[c->optim.kind], c->optim.lr,
            (unsigned long long)c->seed, nb_get_threads(), c->out);

@@ -24,6 +24,7 @@ nb_train_cfg nb_train_defaults(void)
     snprintf(c.preset, sizeof c.preset, "pytorch-examples");
     c.binarize = NB_BIN_NONE;
     c.batch = 128, c.eval_batch = 500, c.epochs = 10, c.seed = 1, c.beta = 1, c.progress = -1;
+    c.objective = NB_OBJ_ELBO, c.samples = 5, c.tc_beta = 6, c.collapse = 0.5;
     return c;
 }
 
@@ -47,6 +48,7 @@ static const char *const output_names[] = {"sigmoid", "identity", NULL};
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "adagrad", NULL};
 static const char *const bin_names[] = {"none", "threshold", "dynamic", NULL};
 static const char *const precision_names[] = {"f32", "bf16", NULL};
+static const char *const objective_names[] = {"elbo", "iwae", "tcvae", "wae", "infovae", NULL};
 
 #define OFF(f) offsetof(nb_train_cfg, f)
 static const key_def keys[] = {
@@ -75,9 +77,17 @@ static const key_def keys[] = {
     {"beta", T_DOUBLE, OFF(beta), NULL, "KL weight (1: the ELBO)", 0, 1e6},
     {"kl-warmup", T_INT, OFF(kl_warmup), NULL, "epochs over which beta rises linearly from 0", 0, 1e6},
     {"free-bits", T_DOUBLE, OFF(free_bits), NULL, "minimum KL per latent dimension, nats (0: off)", 0, 1e6},
+    {"kl-cycle", T_INT, OFF(kl_cycle), NULL, "cyclical beta: in each cycle of N epochs it rises from 0 over the first half, then holds (0: off)", 0, 1e6},
+    {"objective", T_ENUM, OFF(objective), objective_names, "elbo | iwae | tcvae | wae | infovae: what a VAE trains on", 0, 0},
+    {"samples", T_INT, OFF(samples), NULL, "importance samples K per image (objective iwae)", 1, 4096},
+    {"tc-beta", T_DOUBLE, OFF(tc_beta), NULL, "weight of the total correlation (objective tcvae; MI and dwKL weigh 1)", 0, 1e6},
+    {"mmd-lambda", T_DOUBLE, OFF(mmd_lambda), NULL, "weight of the MMD (objectives wae, infovae; 0: 10 for wae, 1000 for infovae)", 0, 1e9},
+    {"collapse", T_DOUBLE, OFF(collapse), NULL, "warn when the active latent dims fall below this fraction of them (0: never)", 0, 1},
+    {"valid", T_INT64, OFF(valid), NULL, "the last N training images validate (not trained on); best.safetensors keeps the best (0: off)", 0, 1e12},
     {"corrupt", T_CORRUPT, 0, NULL, "DAE corruptions, e.g. gaussian:0.3,dropout:0.5,blur:4,block:16,saltpepper:0.1", 0, 0},
     {"optimizer", T_ENUM, OFF(optim.kind), optim_names, "sgd | adam | adamw | adagrad (resets its PyTorch defaults)", 0, 0},
     {"lr", T_DOUBLE, OFF(optim.lr), NULL, "learning rate", 0, 1e6},
+    {"optim-eps", T_DOUBLE, OFF(optim.eps), NULL, "the optimizer's epsilon (Adam, AdamW, Adagrad; set after --optimizer)", 0, 1},
     {"weight-decay", T_DOUBLE, OFF(optim.weight_decay), NULL, "L2 weight decay (decoupled for adamw)", 0, 1e6},
     {"momentum", T_DOUBLE, OFF(optim.momentum), NULL, "SGD momentum", 0, 0.999999},
     {"nesterov", T_INT, OFF(optim.nesterov), NULL, "SGD Nesterov momentum (0 or 1)", 0, 1},
@@ -339,7 +349,7 @@ nb_status nb_train_load_config(nb_train_cfg *c, const char *path)
 
 nb_status nb_train_preset(nb_train_cfg *c, const char *name)
 {
-    enum { MAXKV = 20 };
+    enum { MAXKV = 32 };
     static const struct { const char *name; const char *kv[MAXKV]; } presets[] = {
         /* pytorch/examples vae/main.py: 784-400-20, ReLU, BCE summed, Adam 1e-3, batch 128 */
         {"pytorch-examples", {"model", "vae", "arch", "mlp", "hidden", "400", "latent", "20", "act", "relu",
@@ -351,6 +361,13 @@ nb_status nb_train_preset(nb_train_cfg *c, const char *name)
                   "lr", "0.001", "batch", "128"}},
         {"dae", {"model", "dae", "decoder", "gaussian", "corrupt", "dropout:0.5", "latent", "32"}},
         {"cvae", {"model", "cvae", "arch", "mlp", "hidden", "400", "latent", "20"}},
+        /* Burda et al. 2015: 784-200-200-50 tanh, k = 5, batch 20, dynamic binarisation, Adam eps 1e-4 */
+        {"iwae", {"model", "vae", "arch", "mlp", "hidden", "200,200", "latent", "50", "act", "tanh",
+                  "decoder", "bernoulli", "objective", "iwae", "samples", "5", "batch", "20", "binarize",
+                  "dynamic", "optimizer", "adam", "lr", "0.001", "optim-eps", "1e-4"}},
+        /* pythae's MLP VAE: 784-512-16 ReLU, Bernoulli, batch 64, Adam 1e-3 */
+        {"pythae-vae", {"model", "vae", "arch", "mlp", "hidden", "512", "latent", "16", "act", "relu",
+                        "decoder", "bernoulli", "optimizer", "adam", "lr", "0.001", "batch", "64"}},
     };
     for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
         if (strcmp(presets[p].name, name)) continue;
@@ -359,7 +376,19 @@ nb_status nb_train_preset(nb_train_cfg *c, const char *name)
         snprintf(c->preset, sizeof c->preset, "%s", name);
         return NB_OK;
     }
-    return nb_error(NB_ERR_ARG, "unknown preset '%s' (pytorch-examples, aevb, conv, dae, cvae)", name);
+    return nb_error(NB_ERR_ARG, "unknown preset '%s' (pytorch-examples, aevb, conv, dae, cvae, iwae, pythae-vae)", name);
+}
+
+double nb_train_beta(const nb_train_cfg *c, int64_t step, int64_t steps_per_epoch)
+{
+    const double per_epoch = (double)(steps_per_epoch > 0 ? steps_per_epoch : 1);
+    if (c->kl_cycle > 0) { /* Fu et al. 2019: rise over the first half of each cycle, then hold */
+        const double cycle = (double)c->kl_cycle * per_epoch;
+        const double at = fmod((double)step, cycle) / (0.5 * cycle);
+        return c->beta * fmin(1.0, at);
+    }
+    const double ramp = c->kl_warmup > 0 ? (double)step / ((double)c->kl_warmup * per_epoch) : 1;
+    return c->beta * fmin(1.0, ramp);
 }
 
 void nb_train_keys_help(FILE *f)

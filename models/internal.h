@@ -33,5 +33,8 @@ nb_status nb__hvae_init(nb_model *m, nb_params *ps, nb_rng *rng);
 nb_status nb__hvae_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const nb_loss_opts *o, nb_loss_terms *t);
 nb_tensor *nb__hvae_sample(nb_tape *tp, const nb_model *m, int64_t n, nb_rng *rng);
 nb_tensor *nb__hvae_log_weights(nb_tape *tp, const nb_model *m, nb_tensor *x, int k, nb_rng *rng);
+/* nb_model_loss for every objective but the ELBO (models/zoo_objectives.c). */
+nb_status nb__objective_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const nb_loss_opts *o,
+                             nb_loss_terms *t);
 
 #endif

@@ -18,8 +18,10 @@ nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int64_t bat
     return nb_model_evaluate_dist(m, ds, batch, bin, corrupt, seed, NULL, e);
 }
 
-/* The sums an evaluation is made of, over every image: */
-enum { ACC_N, ACC_RECON, ACC_KL, ACC_SE, ACC_KL1, ACC_KL2, ACC_DIMS };
+/* The sums an evaluation is made of, over every image (the objective's batch terms weighted by
+ * the batch's size): */
+enum { ACC_N, ACC_RECON, ACC_KL, ACC_SE, ACC_KL1, ACC_KL2, ACC_BOUND, ACC_MI, ACC_TC, ACC_DWKL, ACC_MMD,
+       ACC_DIMS };
 /* then Σμ, Σμ² and ΣKL per latent dim; an HVAE's Σμ2, Σμ2²; a VQ-VAE's count per code */
 
 static int64_t latent2(const nb_model *m) { return m->cfg.kind == NB_HVAE ? m->cfg.hvae_z2 : 0; }
@@ -28,7 +30,8 @@ static int64_t ncodes(const nb_model *m) { return m->cfg.kind == NB_VQVAE ? m->c
 /* The batches k with k % ranks == rank, summed into acc. Every batch draws from its own stream
  * fork(seed, k), so which rank evaluates it changes nothing. */
 static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
-                               const nb_corruption *corrupt, uint64_t seed, const nb_dist *dist, double *acc)
+                               const nb_corruption *corrupt, uint64_t seed, const nb_dist *dist,
+                               const nb_loss_opts *obj, double *acc)
 {
     const int d = m->cfg.latent, vae = m->cfg.kind == NB_VAE || m->cfg.kind == NB_CVAE;
     const int64_t d2 = latent2(m);
@@ -51,21 +54,35 @@ static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t 
         if (corrupt && corrupt->n)
             batch_.input = nb_corrupt(tp, corrupt, x, m->cfg.channels, m->cfg.height, m->cfg.width, &rng);
         nb_loss_opts o = {.beta = 1, .rng = &rng};
+        if (obj) /* the objective's own terms; its β-weighted loss is not reported */
+            o.objective = obj->objective, o.samples = obj->samples, o.tc_alpha = obj->tc_alpha,
+            o.tc_beta = obj->tc_beta, o.tc_gamma = obj->tc_gamma, o.mmd_lambda = obj->mmd_lambda,
+            o.dataset_size = ds->n;
         nb_loss_terms t;
         if (nb_model_loss(tp, m, &batch_, &o, &t)) {
             st = tape_error(tp, "evaluate");
             break;
         }
-        nb_tensor *mean = nb_model_mean(tp, m, t.out);
-        nb_tensor *se = nb_mse(tp, mean, x, NB_REDUCE_SUM);
+        nb_tensor *mean = nb_model_mean(tp, m, t.out), *se;
+        if (nb_numel(mean) == nb_numel(x)) {
+            se = nb_mse(tp, mean, x, NB_REDUCE_SUM);
+        } else { /* IWAE decodes K codes per image: the mean of their squared errors */
+            const int64_t D = nb_numel(x) / b, k = nb_numel(mean) / nb_numel(x);
+            nb_tensor *diff = nb_sub(tp, nb_reshape(tp, mean, NB_SHAPE(b, k, D)), nb_reshape(tp, x, NB_SHAPE(b, 1, D)));
+            se = nb_scale(tp, nb_sum_all(tp, nb_square(tp, diff)), 1.0 / (double)k);
+        }
         if (!se) {
             st = tape_error(tp, "evaluate");
             break;
         }
         acc[ACC_SE] += nb_get(se, 0);
+        if (t.mi) acc[ACC_MI] += (double)b * nb_get(t.mi, 0), acc[ACC_TC] += (double)b * nb_get(t.tc, 0),
+                  acc[ACC_DWKL] += (double)b * nb_get(t.dwkl, 0);
+        if (t.mmd) acc[ACC_MMD] += (double)b * nb_get(t.mmd, 0);
         for (int64_t i = 0; t.codes && i < nb_numel(t.codes); i++) usage[(int64_t)nb_get(t.codes, i)]++;
         for (int64_t i = 0; i < b; i++) {
             acc[ACC_RECON] += nb_get(t.recon, i);
+            acc[ACC_BOUND] += nb_get(t.bound, i);
             if (t.kl) acc[ACC_KL] += nb_get(t.kl, i);
             if (t.kl1) acc[ACC_KL1] += nb_get(t.kl1, i), acc[ACC_KL2] += nb_get(t.kl2, i);
             for (int64_t j = 0; j < d2; j++) {
@@ -91,12 +108,21 @@ static nb_status evaluate_part(const nb_model *m, const nb_dataset *ds, int64_t 
 nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
                                  const nb_corruption *corrupt, uint64_t seed, nb_dist *dist, nb_eval *e)
 {
+    return nb_model_evaluate_with(m, ds, batch, bin, corrupt, seed, dist, NULL, e);
+}
+
+nb_status nb_model_evaluate_with(const nb_model *m, const nb_dataset *ds, int64_t batch, nb_binarize bin,
+                                 const nb_corruption *corrupt, uint64_t seed, nb_dist *dist,
+                                 const nb_loss_opts *obj, nb_eval *e)
+{
     memset(e, 0, sizeof *e);
+    if (obj && obj->objective != NB_OBJ_ELBO) e->objective = obj->objective;
+    e->samples = obj && obj->objective == NB_OBJ_IWAE ? (obj->samples > 1 ? obj->samples : 1) : 0;
     const int d = m->cfg.latent;
     e->latent = d;
     const int64_t nacc = ACC_DIMS + 3 * (int64_t)d + 2 * latent2(m) + ncodes(m);
     double *acc = calloc((size_t)nacc, sizeof *acc);
-    nb_status st = acc ? evaluate_part(m, ds, batch, bin, corrupt, seed, dist, acc)
+    nb_status st = acc ? evaluate_part(m, ds, batch, bin, corrupt, seed, dist, obj, acc)
                        : nb_error(NB_ERR_NOMEM, "evaluate: out of memory");
     /* every rank gets here, failed or not, and learns whether another failed */
     if (!(st = nb_dist_agree(dist, st))) st = nb_dist_sum(dist, acc, nacc);
@@ -105,6 +131,8 @@ nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_
         const double n = (double)e->n, *mu_sum = acc + ACC_DIMS, *mu_sq = mu_sum + d, *kl_dim = mu_sq + d;
         e->recon = acc[ACC_RECON] / n, e->kl = acc[ACC_KL] / n, e->mse = acc[ACC_SE] / n;
         e->elbo_loss = e->recon + e->kl;
+        e->bound = acc[ACC_BOUND] / n;
+        e->mi = acc[ACC_MI] / n, e->tc = acc[ACC_TC] / n, e->dwkl = acc[ACC_DWKL] / n, e->mmd = acc[ACC_MMD] / n;
         e->bits_per_dim = e->elbo_loss / ((double)m->in_dim * log(2.0));
         for (int j = 0; j < d; j++) {
             const double var = mu_sq[j] / n - (mu_sum[j] / n) * (mu_sum[j] / n);

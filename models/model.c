@@ -428,11 +428,13 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
                         nb_loss_terms *t)
 {
     memset(t, 0, sizeof *t);
-    switch (m->cfg.kind) {
-    case NB_VQVAE: return nb__vq_loss(tp, m, b, o, t);
-    case NB_VAMP: return nb__vamp_loss(tp, m, b, o, t);
-    case NB_HVAE: return nb__hvae_loss(tp, m, b, o, t);
-    default: break;
+    if (o->objective != NB_OBJ_ELBO) return nb__objective_loss(tp, m, b, o, t); /* refuses all but a VAE */
+    nb_status (*kind_loss)(nb_tape *, const nb_model *, const nb_batch *, const nb_loss_opts *, nb_loss_terms *) =
+        m->cfg.kind == NB_VQVAE ? nb__vq_loss : m->cfg.kind == NB_VAMP ? nb__vamp_loss
+        : m->cfg.kind == NB_HVAE ? nb__hvae_loss : NULL;
+    if (kind_loss) {
+        if (!kind_loss(tp, m, b, o, t) && !t->bound) t->bound = nb_add(tp, t->recon, t->kl);
+        return nb_tape_status(tp);
     }
     nb_model_encode(tp, m, b->input, b->y, &t->mu, &t->logvar);
     if (nb_model_is_vae(m)) {
@@ -452,6 +454,7 @@ nb_status nb_model_loss(nb_tape *tp, const nb_model *m, const nb_batch *b, const
                                          : nb_mean(tp, t->kl, 0, NULL, 0);
         t->loss = nb_add(tp, t->loss, nb_scale(tp, kl, o->beta));
     }
+    t->bound = t->kl ? nb_add(tp, t->recon, t->kl) : t->recon;
     return nb_tape_status(tp);
 }
 

@@ -25,7 +25,7 @@
 
 struct nb_trainer {
     nb_train_cfg cfg;
-    nb_dataset train_all, test_all, train, test;
+    nb_dataset train_all, test_all, train, test, valid; /* valid: the last cfg.valid training images */
     nb_params *ps;
     nb_model model;
     nb_optim *optim;
@@ -38,6 +38,7 @@ struct nb_trainer {
     int64_t *usage;
     double *last_ze;
     int64_t last_rows, last_cap;
+    double best;  /* the lowest validation bound so far (inf before the first) */
 };
 
 /* Rank 0 writes the files and calls the hooks. */
@@ -71,7 +72,7 @@ static const char *optim_key(char *buf, size_t size, const nb_optim *o, int k, c
 
 /* ranks: how many ranks wrote it; a run resumes only on as many */
 static nb_status ckpt_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
-                           int epoch, int64_t step, int ranks)
+                           int epoch, int64_t step, int ranks, double best)
 {
     const int np = nb_params_count(ps), ns = o ? nb_optim_state_count(o) : 0;
     const int n = np * (1 + ns);
@@ -91,15 +92,17 @@ static nb_status ckpt_save(const char *path, nb_params *ps, nb_optim *o, const n
             names[j] = optim_key(keys[k * np + i], sizeof keys[0], o, k, nb_params_at(ps, i));
             ts[j] = nb_optim_state(o, k, i);
         }
-    char ep[32], sp[32], os[32], sd[32], rk[32];
+    char ep[32], sp[32], os[32], sd[32], rk[32], bs[40];
+    snprintf(bs, sizeof bs, "%.17g", best);
     snprintf(ep, sizeof ep, "%d", epoch);
     snprintf(rk, sizeof rk, "%d", ranks);
     snprintf(sp, sizeof sp, "%lld", (long long)step);
     snprintf(os, sizeof os, "%lld", (long long)(o ? nb_optim_steps(o) : 0));
     snprintf(sd, sizeof sd, "%llu", (unsigned long long)cfg->seed);
-    const char *mk[] = {"format", "epoch", "step", "optim_steps", "seed", "config", "ranks"};
-    const char *mv[] = {CKPT_FORMAT, ep, sp, os, sd, json, rk};
-    st = nb_st_save(path, n, names, ts, 7, mk, mv);
+    /* the best validation bound, so that a resumed run keeps best.safetensors only for a better one */
+    const char *mk[] = {"format", "epoch", "step", "optim_steps", "seed", "config", "ranks", "best_valid"};
+    const char *mv[] = {CKPT_FORMAT, ep, sp, os, sd, json, rk, bs};
+    st = nb_st_save(path, n, names, ts, isfinite(best) ? 8 : 7, mk, mv);
 out:
     free(names), free(ts), free(keys), free(json);
     return st;
@@ -108,7 +111,7 @@ out:
 nb_status nb_checkpoint_save(const char *path, nb_params *ps, nb_optim *o, const nb_train_cfg *cfg,
                              int epoch, int64_t step)
 {
-    return ckpt_save(path, ps, o, cfg, epoch, step, 1);
+    return ckpt_save(path, ps, o, cfg, epoch, step, 1, INFINITY);
 }
 
 static nb_status ckpt_open(const char *path, nb_safetensors **f)
@@ -132,8 +135,10 @@ static int64_t meta_int(const nb_safetensors *f, const char *key)
     return v ? strtoll(v, NULL, 10) : -1;
 }
 
-/* ranks: the ranks that wrote it (1 for checkpoints from before there were ranks) */
-static nb_status ckpt_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step, int *ranks)
+/* ranks: the ranks that wrote it (1 for checkpoints from before there were ranks); best: the best
+ * validation bound (inf when none) */
+static nb_status ckpt_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step, int *ranks,
+                             double *best)
 {
     nb_safetensors *f;
     nb_status st = ckpt_open(path, &f);
@@ -147,6 +152,7 @@ static nb_status ckpt_config(const char *path, nb_train_cfg *cfg, int *epoch, in
     if (!st && ((epoch && *epoch < 0) || (step && *step < 0)))
         st = nb_error(NB_ERR_FORMAT, "%s: checkpoint has no epoch or step", path);
     if (ranks) *ranks = nb_st_meta(f, "ranks") ? (int)meta_int(f, "ranks") : 1;
+    if (best) *best = nb_st_meta(f, "best_valid") ? strtod(nb_st_meta(f, "best_valid"), NULL) : INFINITY;
     if (!st && ranks && *ranks < 1) st = nb_error(NB_ERR_FORMAT, "%s: checkpoint written by %d ranks", path, *ranks);
     nb_st_close(f);
     return st;
@@ -154,7 +160,7 @@ static nb_status ckpt_config(const char *path, nb_train_cfg *cfg, int *epoch, in
 
 nb_status nb_checkpoint_config(const char *path, nb_train_cfg *cfg, int *epoch, int64_t *step)
 {
-    return ckpt_config(path, cfg, epoch, step, NULL);
+    return ckpt_config(path, cfg, epoch, step, NULL, NULL);
 }
 
 nb_status nb_checkpoint_load(const char *path, nb_params *ps, nb_optim *o)
@@ -199,6 +205,29 @@ void nb_trainer_free(nb_trainer *t)
     free(t);
 }
 
+/* The objectives other than the ELBO: on a VAE, with the weights they use, and on one rank when
+ * their loss couples the batch. */
+static nb_status check_objective(const nb_train_cfg *c, int ranks)
+{
+    const nb_objective o = c->objective;
+    const char *name = nb_objective_name(o);
+    if ((int)o < NB_OBJ_ELBO || o > NB_OBJ_INFOVAE) return nb_error(NB_ERR_ARG, "--objective: unknown value %d", (int)o);
+    if (o == NB_OBJ_ELBO) return NB_OK;
+    if (c->model.kind != NB_VAE)
+        return nb_error(NB_ERR_ARG, "--objective %s applies to a VAE (--model vae); --model %s trains on its own "
+                        "loss", name, (const char *[]){"ae", "dae", "vae", "cvae", "vqvae", "vamp", "hvae"}[c->model.kind]);
+    if (c->free_bits > 0) return nb_error(NB_ERR_ARG, "--objective %s: --free-bits applies to the ELBO's KL only", name);
+    /* β weighs the KL of the ELBO and of InfoVAE; the others have no such term to schedule */
+    if (o != NB_OBJ_INFOVAE && (c->beta != 1 || c->kl_warmup > 0 || c->kl_cycle > 0))
+        return nb_error(NB_ERR_ARG, "--objective %s has no KL term for --beta, --kl-warmup or --kl-cycle to "
+                        "weigh%s", name, o == NB_OBJ_TCVAE ? " (its weight is --tc-beta)" : "");
+    if (nb_objective_couples_batch(o) && ranks > 1)
+        return nb_error(NB_ERR_ARG, "--objective %s on %d ranks: its loss is pairwise over the whole batch (%s), "
+                        "which no rank holds; train it in one process", name, ranks,
+                        o == NB_OBJ_TCVAE ? "the aggregate posterior q(z) from every code of it" : "the MMD between all its codes and the prior's samples");
+    return NB_OK;
+}
+
 static nb_status check_cfg(const nb_train_cfg *c, int ranks)
 {
     if (c->batch < 1) return nb_error(NB_ERR_ARG, "--batch must be at least 1");
@@ -210,7 +239,9 @@ static nb_status check_cfg(const nb_train_cfg *c, int ranks)
     if (c->free_bits > 0 && ranks > 1)
         return nb_error(NB_ERR_ARG, "--free-bits on %d ranks: its hinge is on the whole batch's mean KL per "
                         "dimension, which no rank holds; train it in one process", ranks);
-    return NB_OK;
+    if (c->kl_warmup > 0 && c->kl_cycle > 0)
+        return nb_error(NB_ERR_ARG, "--kl-warmup and --kl-cycle both schedule beta: choose one");
+    return check_objective(c, ranks);
 }
 
 /* "0 (6000), 1 (6000), ..." for the non-empty classes, into buf. */
@@ -290,7 +321,7 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     if (resume) { /* the checkpoint's configuration wins, except where to write and how long */
         nb_train_cfg saved;
         int wrote;
-        if ((st = ckpt_config(resume, &saved, &t->epoch, &t->step, &wrote))) return st;
+        if ((st = ckpt_config(resume, &saved, &t->epoch, &t->step, &wrote, &t->best))) return st;
         if (wrote != ranks)
             return nb_error(NB_ERR_ARG, "%s: written by a run on %d rank%s, resumed on %d: a run continues as it "
                             "began only on as many ranks (each rank's share of every batch and the order of the "
@@ -307,6 +338,14 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     if ((st = nb_dataset_load(&t->train_all, c->data, "train")) || (st = nb_dataset_load(&t->test_all, c->data, "t10k")))
         return st;
     t->train = nb_dataset_view(&t->train_all, 0, c->train_size && c->train_size < t->train_all.n ? c->train_size : t->train_all.n);
+    if (c->valid > 0) { /* the last images of the training set, never trained on */
+        if (c->valid >= t->train.n)
+            return nb_error(NB_ERR_ARG, "--valid %lld: the training set has %lld images, and some must be left to "
+                            "train on", (long long)c->valid, (long long)t->train.n);
+        t->valid = nb_dataset_view(&t->train, t->train.n - c->valid, c->valid);
+        t->train = nb_dataset_view(&t->train, 0, t->train.n - c->valid);
+    }
+    if (c->mmd_lambda == 0) c->mmd_lambda = nb_mmd_lambda_default(c->objective); /* resolved in config.json */
     t->test = nb_dataset_view(&t->test_all, 0, c->test_size && c->test_size < t->test_all.n ? c->test_size : t->test_all.n);
     c->model.channels = t->train.channels, c->model.height = t->train.rows, c->model.width = t->train.cols;
     if (c->model.kind == NB_CVAE) {
@@ -354,7 +393,7 @@ nb_trainer *nb_trainer_new_dist(const nb_train_cfg *cfg, const char *resume, nb_
     nb_trainer *t = calloc(1, sizeof *t);
     nb_status st = t ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory");
     if (t) {
-        t->dist = d;
+        t->dist = d, t->best = INFINITY;
         st = cfg ? setup(t, cfg, resume) : nb_error(NB_ERR_ARG, "nb_trainer_new: the configuration is NULL");
     }
     /* from here on every rank takes the same path: a rank that failed alone stops the others */
@@ -428,16 +467,28 @@ static nb_status reset_codes(nb_trainer *t, nb_epoch_log *log)
     return st;
 }
 
+/* The run's objective as nb_model_loss takes it (N: the images trained on). */
+static nb_loss_opts run_objective(const nb_trainer *t, double beta)
+{
+    const nb_train_cfg *c = &t->cfg;
+    nb_loss_opts o = nb_loss_defaults();
+    o.beta = beta, o.free_bits = c->free_bits, o.objective = c->objective, o.samples = c->samples;
+    o.tc_beta = c->tc_beta, o.mmd_lambda = c->mmd_lambda, o.dataset_size = t->train.n;
+    return o;
+}
+
 /* One rank's part of a step: forward and backward over its shard of the global batch idx[0..b),
- * the gradients left in the store, and sum[0..3) = its share of the batch's mean loss and the
- * sums of its examples' reconstruction and KL terms. */
-static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[3])
+ * the gradients left in the store, and sum[0..SUMS) = its share of the batch's mean loss, the
+ * sums of its examples' reconstruction, KL and negative bound, and (tcvae, wae, infovae: one rank)
+ * the batch's MI, TC, dwKL and MMD weighted by b. */
+enum { SUMS = 8 };
+static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[SUMS])
 {
     const nb_train_cfg *c = &t->cfg;
     const nb_model *m = &t->model;
     int64_t first, n;
     nb_dist_shard(t->dist, b, &first, &n);
-    sum[0] = sum[1] = sum[2] = 0;
+    for (int k = 0; k < SUMS; k++) sum[k] = 0;
     if (n == 0) return NB_OK; /* fewer examples than ranks: this one adds nothing */
     nb_tape *tp = t->tp;
     nb_tape_reset(tp);
@@ -450,7 +501,8 @@ static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double
     nb_batch batch = {x, x, y};
     if (c->corrupt.n) /* a DAE, or any model trained to denoise */
         batch.input = nb_corrupt(tp, &c->corrupt, x, c->model.channels, c->model.height, c->model.width, &rng);
-    nb_loss_opts o = {.beta = beta, .free_bits = c->free_bits, .rng = &rng};
+    nb_loss_opts o = run_objective(t, beta);
+    o.rng = &rng;
     nb_loss_terms terms;
     if (nb_model_loss(tp, m, &batch, &o, &terms) || nb_backward(tp, terms.loss))
         return nb_error(nb_tape_status(tp), "step %lld: %s", (long long)t->step + 1, nb_tape_error(tp));
@@ -460,14 +512,18 @@ static nb_status shard_step(nb_trainer *t, const int64_t *idx, int64_t b, double
     for (int64_t k = 0; k < n; k++) {
         sum[1] += nb_get(terms.recon, k);
         if (terms.kl) sum[2] += nb_get(terms.kl, k);
+        sum[3] += nb_get(terms.bound, k);
     }
+    const nb_tensor *batch_terms[4] = {terms.mi, terms.tc, terms.dwkl, terms.mmd};
+    for (int k = 0; k < 4; k++)
+        if (batch_terms[k]) sum[4 + k] = (double)n * nb_get(batch_terms[k], 0);
     sum[0] = n == b ? loss : loss * (double)n / (double)b;
     return NB_OK;
 }
 
 /* A whole step on every rank: its shard, the all-reduce of the weighted gradients (a failed
  * rank adds zeros), the update, the sums, then the agreement on the outcome. */
-static nb_status step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[3])
+static nb_status step(nb_trainer *t, const int64_t *idx, int64_t b, double beta, double sum[SUMS])
 {
     int64_t first, n;
     nb_dist_shard(t->dist, b, &first, &n);
@@ -481,7 +537,7 @@ static nb_status step(nb_trainer *t, const int64_t *idx, int64_t b, double beta,
         st = nb_error(st, "step %lld (epoch %d): %s; stopped, the last good checkpoint is kept",
                       (long long)t->step + 1, t->epoch + 1, msg);
     }
-    rs = nb_dist_sum(t->dist, sum, 3);
+    rs = nb_dist_sum(t->dist, sum, SUMS);
     return nb_dist_agree(t->dist, st ? st : rs);
 }
 
@@ -497,24 +553,24 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
     nb_batcher_epoch(&bt, t->epoch); /* the order depends on (seed, epoch) only */
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
     const double t0 = now_s();
-    double sum_loss = 0, sum_recon = 0, sum_kl = 0;
+    double total[SUMS] = {0};
     if (t->usage) memset(t->usage, 0, (size_t)c->model.codebook * sizeof *t->usage);
     int64_t seen = 0, b, i = 0;
     const int64_t *idx;
     while (!st && (b = nb_batcher_next(&bt, &idx)) > 0) {
-        /* linear warm-up of beta over kl_warmup epochs, step by step */
-        const double ramp = c->kl_warmup > 0 ? (double)t->step / ((double)c->kl_warmup * (double)nbatch) : 1;
-        const double beta = c->beta * fmin(1.0, ramp);
-        double sum[3];
+        /* beta's warm-up or cycles, step by step */
+        const double beta = nb_train_beta(c, t->step, nbatch);
+        double sum[SUMS];
         if ((st = step(t, idx, b, beta, sum))) break;
         t->step++, i++;
-        sum_recon += sum[1], sum_kl += sum[2], sum_loss += sum[1] + sum[2], seen += b;
+        for (int k = 1; k < SUMS; k++) total[k] += sum[k];
+        seen += b;
         log->beta = beta;
         if (h && h->on_step && lead(t)) {
             const double dt = now_s() - t0;
             const nb_step_log sl = {.epoch = t->epoch + 1, .epochs = c->epochs, .batch = i,
                                     .batches = nbatch, .step = t->step, .loss = sum[0],
-                                    .mean_loss = sum_loss / (double)seen,
+                                    .mean_loss = total[3] / (double)seen,
                                     .images_per_s = (double)seen / dt,
                                     .eta_s = dt / (double)i * (double)(nbatch - i)};
             h->on_step(&sl, h->ctx);
@@ -523,20 +579,35 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
     nb_batcher_free(&bt);
     if (!st && t->usage) st = reset_codes(t, log);
     const double dt = now_s() - t0;
-    log->train_loss = sum_loss / (double)(seen ? seen : 1);
-    log->train_recon = sum_recon / (double)(seen ? seen : 1);
-    log->train_kl = sum_kl / (double)(seen ? seen : 1);
+    const double n = (double)(seen ? seen : 1);
+    log->train_loss = total[3] / n;
+    log->train_recon = total[1] / n;
+    log->train_kl = total[2] / n;
+    log->train_mi = total[4] / n, log->train_tc = total[5] / n, log->train_dwkl = total[6] / n;
+    log->train_mmd = total[7] / n;
     log->seconds = dt;
     log->images_per_s = (double)seen / dt;
     return st;
 }
 
-static void csv_row(FILE *f, const nb_epoch_log *l)
+/* ",v" for a value that applies, "," for one that does not */
+static void csv_opt(FILE *f, int applies, double v)
 {
-    fprintf(f, "%d,%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.1f\n", l->epoch,
+    if (applies) fprintf(f, ",%.6f", v);
+    else fputc(',', f);
+}
+
+static void csv_row(FILE *f, const nb_epoch_log *l, nb_objective obj)
+{
+    fprintf(f, "%d,%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.1f", l->epoch,
             (long long)l->step, l->beta, l->lr, l->train_loss, l->train_recon, l->train_kl,
             l->test.elbo_loss, l->test.recon, l->test.kl, l->test.mse, l->test.bits_per_dim,
             l->test.active_units, l->seconds, l->images_per_s);
+    const int tc = obj == NB_OBJ_TCVAE, mmd = obj == NB_OBJ_WAE || obj == NB_OBJ_INFOVAE, valid = l->valid.n > 0;
+    fprintf(f, ",%.6f", l->test.bound);
+    csv_opt(f, tc, l->test.mi), csv_opt(f, tc, l->test.tc), csv_opt(f, tc, l->test.dwkl), csv_opt(f, mmd, l->test.mmd);
+    csv_opt(f, valid, l->valid.elbo_loss), csv_opt(f, valid, l->valid.bound);
+    fputc('\n', f);
     fflush(f);
 }
 
@@ -549,18 +620,27 @@ static nb_status open_csv(nb_trainer *t)
     if (!(t->csv = fopen(path, append ? "a" : "w"))) return nb_error(NB_ERR_IO, "%s: %s", path, strerror(errno));
     if (!append)
         fprintf(t->csv, "epoch,step,beta,lr,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,"
-                        "test_mse,test_bits_per_dim,active_units,seconds,images_per_s\n");
+                        "test_mse,test_bits_per_dim,active_units,seconds,images_per_s,test_bound,test_mi,test_tc,"
+                        "test_dwkl,test_mmd,valid_loss,valid_bound\n");
     return NB_OK;
 }
 
-/* The end of an epoch: evaluation (split across the ranks), the check that the ranks still hold
- * one model, and rank 0's metrics row and checkpoint; every rank learns the outcome. */
+/* The end of an epoch: evaluation of the test and validation sets (split across the ranks), the
+ * check that the ranks still hold one model, and rank 0's metrics row and checkpoints; every rank
+ * learns the outcome. */
 static nb_status end_epoch(nb_trainer *t, nb_epoch_log *log)
 {
     const nb_train_cfg *c = &t->cfg;
     nb_rng ev = stream(c->seed, STREAM_EVAL, (uint64_t)t->epoch);
-    nb_status st = nb_model_evaluate_dist(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key,
-                                          t->dist, &log->test);
+    const nb_loss_opts obj = run_objective(t, 1);
+    nb_status st = nb_model_evaluate_with(&t->model, &t->test, c->eval_batch, c->binarize, &c->corrupt, ev.key,
+                                          t->dist, &obj, &log->test);
+    if (!st && t->valid.n > 0) {
+        nb_rng vs = nb_rng_fork(&ev, 1); /* its own draws, apart from the test set's */
+        st = nb_model_evaluate_with(&t->model, &t->valid, c->eval_batch, c->binarize, &c->corrupt, vs.key,
+                                    t->dist, &obj, &log->valid);
+        if (!st && (log->best = log->valid.bound < t->best)) t->best = log->valid.bound;
+    }
     void *p;
     int64_t n;
     nb_params_flat(t->ps, &p, NULL, &n);
@@ -568,8 +648,11 @@ static nb_status end_epoch(nb_trainer *t, nb_epoch_log *log)
     if (st || !lead(t)) return st;
     char ckpt[600];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", c->out);
-    csv_row(t->csv, log);
-    return ckpt_save(ckpt, t->ps, t->optim, c, t->epoch, t->step, nb_dist_size(t->dist));
+    csv_row(t->csv, log, c->objective);
+    if ((st = ckpt_save(ckpt, t->ps, t->optim, c, t->epoch, t->step, nb_dist_size(t->dist), t->best)) || !log->best)
+        return st;
+    snprintf(ckpt, sizeof ckpt, "%s/best.safetensors", c->out);
+    return ckpt_save(ckpt, t->ps, t->optim, c, t->epoch, t->step, nb_dist_size(t->dist), t->best);
 }
 
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks)

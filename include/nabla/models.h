@@ -231,17 +231,51 @@ typedef struct nb_batch {
     /** @} */
 } nb_batch;
 
-/** How nb_model_loss weighs and samples. */
+/** What a VAE trains on (docs/autoencoders.md has each one's formula). All but the ELBO apply
+ * to NB_VAE only (MLP or conv). */
+typedef enum nb_objective {
+    NB_OBJ_ELBO,   /**< recon + β·KL(q(z|x) ‖ N(0, I)) */
+    NB_OBJ_IWAE,   /**< −IWAE-K: −log mean_k p(x, z_k) / q(z_k|x), K = samples (Burda et al.) */
+    /** recon + α·MI + β·TC + γ·dwKL, the KL split by minibatch-weighted sampling (Chen et al.);
+     * couples the whole batch */
+    NB_OBJ_TCVAE,
+    NB_OBJ_WAE,    /**< recon + λ·MMD(q(z), N(0, I)), no KL (WAE-MMD); couples the whole batch */
+    NB_OBJ_INFOVAE /**< recon + β·KL + (λ − 1)·MMD (InfoVAE, α = 0); couples the whole batch */
+} nb_objective;
+
+/** How nb_model_loss weighs and samples; start from nb_loss_defaults. */
 typedef struct nb_loss_opts {
-    double beta;        /**< KL weight (1: the ELBO) */
-    double free_bits;   /**< > 0: each latent dim's batch-mean KL counts as at least this */
-    nb_rng *rng;        /**< draws ε for the reparameterisation */
-    nb_tensor *eps;     /**< or a fixed ε (B, d), e.g.\ for gradient checks */
+    double beta;        /**< KL weight (1: the ELBO), for NB_OBJ_ELBO and NB_OBJ_INFOVAE */
+    double free_bits;   /**< > 0: each latent dim's batch-mean KL counts as at least this (ELBO) */
+    nb_rng *rng;        /**< draws ε for the reparameterisation (and the prior's samples) */
+    /** or a fixed ε: (B, d); (B, K, d) for NB_OBJ_IWAE (any shape of as many values), e.g.\ for
+     * gradient checks */
+    nb_tensor *eps;
+    nb_objective objective; /**< the loss (0: the ELBO) */
+    int samples;        /**< NB_OBJ_IWAE: K, the importance samples per example (0 counts as 1) */
+    /** @{ */
+    double tc_alpha, tc_beta, tc_gamma; /**< NB_OBJ_TCVAE: the weights of MI, TC and dwKL */
+    /** @} */
+    int64_t dataset_size; /**< NB_OBJ_TCVAE: N, the training set's size (0: the batch's) */
+    double mmd_lambda;  /**< NB_OBJ_WAE, NB_OBJ_INFOVAE: λ (0: 10 for WAE, 1000 for InfoVAE) */
+    nb_tensor *prior;   /**< NB_OBJ_WAE, NB_OBJ_INFOVAE: fixed samples z̃ (B, d) of N(0, I), or
+                             NULL to draw them from rng */
 } nb_loss_opts;
+
+/** The ELBO with β = 1; K = 5 for IWAE, α = γ = 1 and β = 6 for β-TCVAE, λ by objective. */
+NB_API nb_loss_opts nb_loss_defaults(void);
+/** λ of the MMD when none is set: 10 for WAE, 1000 for InfoVAE, else 0. */
+NB_API double nb_mmd_lambda_default(nb_objective obj);
+/** The objective's name as the command line spells it ("elbo", "iwae", "tcvae", "wae",
+ * "infovae"), or "?" for a value out of range. */
+NB_API const char *nb_objective_name(nb_objective obj);
+/** 1 when the objective's loss couples the examples of a batch (pairwise over it: tcvae, wae,
+ * infovae), so that no rank of a data-parallel run can compute its share alone; else 0. */
+NB_API int nb_objective_couples_batch(nb_objective obj);
 
 /** What nb_model_loss computed: arena tensors of the tape it ran on (until nb_tape_reset). */
 typedef struct nb_loss_terms {
-    nb_tensor *loss;            /**< scalar: recon + β·KL (with free bits), mean over the batch */
+    nb_tensor *loss;            /**< scalar: the objective's loss (ELBO: recon + β·KL, with free bits), mean over the batch */
     /** @{ */
     nb_tensor *recon, *kl;      /**< per example (B): -log p(x|z) and KL(q(z|x) ‖ p(z)), nats */
     /** @} */
@@ -256,6 +290,13 @@ typedef struct nb_loss_terms {
     nb_tensor *mu2;             /**< HVAE: the mean of q(z2|z1) (B, z2) */
     nb_tensor *codes;           /**< VQ-VAE: the chosen code of every position (B·L), a constant */
     nb_tensor *z_e;             /**< VQ-VAE: the encoder's outputs, one row per position (B·L, Dc) */
+    /** per example (B): the negative of the objective's bound, nats: −IWAE-K for NB_OBJ_IWAE,
+     * recon + KL (−ELBO) otherwise */
+    nb_tensor *bound;
+    /** @{ */
+    nb_tensor *mi, *tc, *dwkl;  /**< NB_OBJ_TCVAE: the batch's MI, TC and dwKL (scalars), else NULL */
+    /** @} */
+    nb_tensor *mmd;             /**< NB_OBJ_WAE, NB_OBJ_INFOVAE: the batch's MMD (scalar), else NULL */
 } nb_loss_terms;
 
 /** The model's training loss on a batch. Returns the tape's status. VQ-VAE: recon +
@@ -345,6 +386,15 @@ typedef struct nb_eval {
     int latent2;          /**< HVAE: z2's dims */
     double perplexity;    /**< VQ-VAE: exp of the entropy of the codes' usage */
     int dead_codes;       /**< VQ-VAE: codes no position chose */
+    nb_objective objective; /**< what bound measures */
+    int samples;          /**< NB_OBJ_IWAE: K */
+    double bound;         /**< the objective's own negative bound, nats per image: −IWAE-K for
+                               NB_OBJ_IWAE, else elbo_loss */
+    /** @{ */
+    double mi, tc, dwkl;  /**< NB_OBJ_TCVAE: the KL's parts by minibatch-weighted sampling, per
+                               image (N the data set's size), else 0 */
+    /** @} */
+    double mmd;           /**< NB_OBJ_WAE, NB_OBJ_INFOVAE: the mean MMD of the batches, else 0 */
 } nb_eval;
 
 /** Evaluates on every image of ds (no binarisation unless bin says). A model trained to denoise
@@ -362,6 +412,14 @@ NB_API nb_status nb_model_evaluate(const nb_model *m, const nb_dataset *ds, int6
 NB_API nb_status nb_model_evaluate_dist(const nb_model *m, const nb_dataset *ds, int64_t batch,
                                         nb_binarize bin, const nb_corruption *corrupt,
                                         uint64_t seed, nb_dist *d, nb_eval *e);
+/** The same, with the objective of o (its objective, samples, weights and λ; its rng, eps,
+ * prior and dataset_size are ignored: N is ds's size) also measured: e->bound is the
+ * objective's bound, and e->mi, tc, dwkl or e->mmd its terms. o NULL is the ELBO.
+ * @return as nb_model_evaluate_dist. */
+NB_API nb_status nb_model_evaluate_with(const nb_model *m, const nb_dataset *ds, int64_t batch,
+                                        nb_binarize bin, const nb_corruption *corrupt,
+                                        uint64_t seed, nb_dist *d, const nb_loss_opts *o,
+                                        nb_eval *e);
 /** Importance-sampled log p(x) with k samples from q(z|x) (Burda et al.), per image mean and its
  * standard error over images, in nats; logsumexp in f64. VAEs only: a VampPrior under its
  * mixture prior, an HVAE with (z1, z2) drawn from q; a VQ-VAE's posterior is a point mass, so it
@@ -402,13 +460,25 @@ typedef struct nb_train_cfg {
     int progress;                  /**< for the apps' step lines: -1 auto (a terminal), 0 off, 1 on */
     char preset[64];               /**< the preset it started from */
     nb_precision precision;        /**< of the Linear and conv products: f32, or bf16 (f32 weights and loss) */
+    nb_objective objective;        /**< what a VAE trains on */
+    int samples;                   /**< NB_OBJ_IWAE: K */
+    double tc_beta;                /**< NB_OBJ_TCVAE: the TC weight (α = γ = 1) */
+    double mmd_lambda;             /**< NB_OBJ_WAE, NB_OBJ_INFOVAE: λ (0: the objective's default) */
+    int kl_cycle;                  /**< > 0: cyclical β, cycles of this many epochs (nb_train_beta) */
+    double collapse;               /**< for the apps: warn when active units < this fraction of the dims */
+    int64_t valid;                 /**< > 0: the last this many training images are a validation set */
 } nb_train_cfg;
 
 /** The pytorch/examples set-up on Fashion-MNIST. */
 NB_API nb_train_cfg nb_train_defaults(void);
-/** Applies a preset: "pytorch-examples", "aevb", "conv", "dae", "cvae".
+/** Applies a preset: "pytorch-examples", "aevb", "conv", "dae", "cvae", "iwae", "pythae-vae".
  * @return NB_OK, or NB_ERR_ARG for an unknown name (nb_last_error lists the presets). */
 NB_API nb_status nb_train_preset(nb_train_cfg *c, const char *name);
+/** β at optimizer step `step` of a run with steps_per_epoch steps an epoch: the configured β,
+ * after the linear warm-up over kl_warmup epochs, or on the cyclical schedule of kl_cycle (in
+ * each cycle of N epochs β rises linearly from 0 over the first half, per step, then holds).
+ * @return the KL weight of that step. */
+NB_API double nb_train_beta(const nb_train_cfg *c, int64_t step, int64_t steps_per_epoch);
 /** Sets one key as the command line and config files spell it ("latent", "hidden" = "392,196",
  * "optimizer", "lr", "kl-warmup", ...); a bad key or value is an error naming both.
  * @return NB_OK, or NB_ERR_ARG with the message in nb_last_error(). */
@@ -435,9 +505,16 @@ typedef struct nb_epoch_log {
     double beta, lr;           /**< the KL weight of the epoch's last step, the learning rate */
     /** @} */
     /** @{ */
-    double train_loss, train_recon, train_kl; /**< means over the epoch, nats per image */
+    double train_loss, train_recon, train_kl; /**< means over the epoch, nats per image; the loss is
+                                                   the negative bound (nb_loss_terms::bound) */
+    /** @} */
+    /** @{ */
+    double train_mi, train_tc, train_dwkl, train_mmd; /**< the objective's batch terms, means over the
+                                                           epoch (0 when it has none) */
     /** @} */
     nb_eval test;              /**< the evaluation on the test set */
+    nb_eval valid;             /**< on the validation set (valid.n = 0 without one) */
+    int best;                  /**< 1 when the validation bound is the best so far (best.safetensors written) */
     /** @{ */
     double perplexity;         /**< VQ-VAE: exp of the entropy of the codes' usage over the epoch */
     int dead_codes;            /**< VQ-VAE: codes unused in the epoch, reset at its end */
@@ -499,13 +576,15 @@ NB_API void nb_trainer_free(nb_trainer *t);
 /** Trains the remaining epochs, writing `<out>/metrics.csv` and an atomic checkpoint after every
  * epoch, and reporting progress through hooks (may be NULL). Stops with NB_ERR_NAN and a
  * message naming the step and the op or parameter when a loss or gradient turns non-finite; the
- * last good checkpoint stays.
+ * last good checkpoint stays. With a validation set (valid > 0) each epoch also evaluates it
+ * and `<out>/best.safetensors` holds the checkpoint of the lowest validation bound so far.
  * @return NB_OK, or the first error (NB_ERR_NAN, NB_ERR_IO, ...) with nb_last_error() set. */
 NB_API nb_status nb_trainer_run(nb_trainer *t, const nb_train_hooks *hooks);
 /** The trainer's model.
  * @return owned by the trainer, valid until nb_trainer_free. */
 NB_API const nb_model *nb_trainer_model(const nb_trainer *t);
-/** The training (test = 0) or test (test = 1) data, after train_size or test_size.
+/** The training (test = 0) or test (test = 1) data, after train_size or test_size (and without
+ * the validation images).
  * @return owned by the trainer, valid until nb_trainer_free. */
 NB_API const nb_dataset *nb_trainer_data(const nb_trainer *t, int test);
 /** The configuration as resolved (a resumed run's is the checkpoint's).
