@@ -149,16 +149,19 @@ class GaussianVAE(nn.Module):
 class Vamp(nn.Module):
     """The MLP VAE with the prior 1/Kp sum_k q(z|u_k) over learned pseudo-inputs u = clamp(P, 0, 1)."""
 
-    is_rows = 1000  # rows per IS chunk: the (rows, Kp, D) broadcast stays small
-
     def __init__(self, pseudo_inputs):
         super().__init__()
         self.net = MLPVAE()
         self.pseudo = nn.Parameter(torch.empty(pseudo_inputs, 784).normal_(0.05, 0.01))
 
     def log_prior(self, z, prior=None):
+        """log (1/Kp) sum_k q(z|u_k); the (rows, Kp) Gaussian log densities expanded into matmuls."""
         pm, plv = prior if prior is not None else self.net.encode(self.pseudo.clamp(0, 1))
-        return torch.logsumexp(log_normal(z.unsqueeze(-2), pm, plv), -1) - math.log(pm.shape[0])
+        prec = torch.exp(-plv)                                                  # (Kp, D)
+        zf = z.reshape(-1, z.shape[-1])
+        const = (pm.pow(2) * prec + plv + LOG2PI).sum(1)                        # (Kp,)
+        logq = -0.5 * (zf.pow(2) @ prec.T - 2 * zf @ (pm * prec).T + const)    # (rows, Kp)
+        return (torch.logsumexp(logq, -1) - math.log(pm.shape[0])).view(z.shape[:-1])
 
     def terms(self, x):
         mu, logvar = self.net.encode(x)
