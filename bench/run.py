@@ -276,11 +276,11 @@ def main():
         n, b = curves["nabla"][-1], curves["nabla_bf16"][-1]
         w(f"bf16 against f32, the same seed and draws: {b:.2f} against {n:.2f} nats ({100 * (b - n) / n:+.2f}%).")
     text = "\n".join(lines) + "\n"
-    # the section bench/dist.py writes (data-parallel training) stays as it was
+    # the sections other scripts write (bench/zoo.py's zoo, bench/dist.py's data-parallel
+    # training) stay as they were
     old = open(args.out).read() if os.path.exists(args.out) else ""
-    dist = "\n## Data-parallel training on MPI"
-    if dist in old:
-        text += dist + old.split(dist, 1)[1]
+    if "\n## " in old:
+        text += old[old.index("\n## "):]
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
