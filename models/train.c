@@ -597,15 +597,20 @@ static void csv_opt(FILE *f, int applies, double v)
     else fputc(',', f);
 }
 
-static void csv_row(FILE *f, const nb_epoch_log *l, nb_objective obj)
+static void csv_row(FILE *f, const nb_epoch_log *l, nb_objective obj, nb_model_kind kind)
 {
     fprintf(f, "%d,%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.1f", l->epoch,
             (long long)l->step, l->beta, l->lr, l->train_loss, l->train_recon, l->train_kl,
             l->test.elbo_loss, l->test.recon, l->test.kl, l->test.mse, l->test.bits_per_dim,
             l->test.active_units, l->seconds, l->images_per_s);
     const int tc = obj == NB_OBJ_TCVAE, mmd = obj == NB_OBJ_WAE || obj == NB_OBJ_INFOVAE, valid = l->valid.n > 0;
+    const int vq = kind == NB_VQVAE, hvae = kind == NB_HVAE;
     fprintf(f, ",%.6f", l->test.bound);
     csv_opt(f, tc, l->test.mi), csv_opt(f, tc, l->test.tc), csv_opt(f, tc, l->test.dwkl), csv_opt(f, mmd, l->test.mmd);
+    csv_opt(f, tc, l->train_mi), csv_opt(f, tc, l->train_tc), csv_opt(f, tc, l->train_dwkl), csv_opt(f, mmd, l->train_mmd);
+    csv_opt(f, vq, l->perplexity), csv_opt(f, vq, l->dead_codes), csv_opt(f, vq, l->test.perplexity);
+    csv_opt(f, hvae, l->test.kl1), csv_opt(f, hvae, l->test.kl2), csv_opt(f, hvae, l->test.active1);
+    csv_opt(f, hvae, l->test.active2);
     csv_opt(f, valid, l->valid.elbo_loss), csv_opt(f, valid, l->valid.bound);
     fputc('\n', f);
     fflush(f);
@@ -621,7 +626,8 @@ static nb_status open_csv(nb_trainer *t)
     if (!append)
         fprintf(t->csv, "epoch,step,beta,lr,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,"
                         "test_mse,test_bits_per_dim,active_units,seconds,images_per_s,test_bound,test_mi,test_tc,"
-                        "test_dwkl,test_mmd,valid_loss,valid_bound\n");
+                        "test_dwkl,test_mmd,train_mi,train_tc,train_dwkl,train_mmd,perplexity,dead_codes,test_perplexity,"
+                        "test_kl1,test_kl2,active_z1,active_z2,valid_loss,valid_bound\n");
     return NB_OK;
 }
 
@@ -648,7 +654,7 @@ static nb_status end_epoch(nb_trainer *t, nb_epoch_log *log)
     if (st || !lead(t)) return st;
     char ckpt[600];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", c->out);
-    csv_row(t->csv, log, c->objective);
+    csv_row(t->csv, log, c->objective, c->model.kind);
     if ((st = ckpt_save(ckpt, t->ps, t->optim, c, t->epoch, t->step, nb_dist_size(t->dist), t->best)) || !log->best)
         return st;
     snprintf(ckpt, sizeof ckpt, "%s/best.safetensors", c->out);

@@ -345,7 +345,7 @@ static void test_trainer(void)
     if (f) fclose(f);
     int commas = 0;
     for (char *p = line; *p; p++) commas += *p == ',';
-    ok(commas == 21 && line[strlen(line) - 2] != ',', "metrics.csv: the valid columns are filled (%s)", line);
+    ok(commas == 32 && line[strlen(line) - 2] != ',', "metrics.csv: the valid columns are filled (%s)", line);
     nb_trainer_free(t);
 
     nb_train_cfg a = small("ae", "tcvae");
