@@ -514,7 +514,11 @@ int cmd_evaluate(int argc, char **argv)
     const nb_model *m = &s.am.m;
     nb_eval e;
     double ll = NAN, se = NAN;
-    if (nb_model_evaluate(m, &s.test, 500, s.am.cfg.binarize, &s.am.cfg.corrupt, s.cfg.seed, &e) ||
+    /* the objective the model was trained on, so that its own bound is measured beside the ELBO */
+    nb_loss_opts obj = nb_loss_defaults();
+    obj.objective = s.am.cfg.objective, obj.samples = s.am.cfg.samples, obj.tc_beta = s.am.cfg.tc_beta;
+    obj.mmd_lambda = s.am.cfg.mmd_lambda;
+    if (nb_model_evaluate_with(m, &s.test, 500, s.am.cfg.binarize, &s.am.cfg.corrupt, s.cfg.seed, NULL, &obj, &e) ||
         (nb_model_is_vae(m) && k > 0 && /* a VQ-VAE has none: its posterior is a point mass */
          nb_model_log_likelihood(m, &s.test, n, (int)k, s.am.cfg.binarize, s.cfg.seed, &ll, &se))) {
         close_session(&s);
@@ -523,6 +527,13 @@ int cmd_evaluate(int argc, char **argv)
     printf("%s, %lld test images: -ELBO %.2f = reconstruction %.2f + KL %.2f nats per image, %.4f bits/dim, "
            "squared error %.2f per image, %d/%d active units\n", s.model, (long long)e.n, e.elbo_loss, e.recon, e.kl,
            e.bits_per_dim, e.mse, e.active_units, e.latent);
+    if (e.objective == NB_OBJ_IWAE)
+        printf("objective iwae: -IWAE-%d %.2f nats per image\n", e.samples, e.bound);
+    else if (e.objective == NB_OBJ_TCVAE)
+        printf("objective tcvae: MI %.2f, TC %.2f, dwKL %.2f nats per image (minibatch-weighted, batches of 500)\n",
+               e.mi, e.tc, e.dwkl);
+    else if (e.objective == NB_OBJ_WAE || e.objective == NB_OBJ_INFOVAE)
+        printf("objective %s: MMD %.4f (batches of 500)\n", nb_objective_name(e.objective), e.mmd);
     if (m->cfg.kind == NB_VQVAE)
         printf("codebook: perplexity %.1f of %d codes, %d dead on the test set; log p(x): n/a (a point-mass "
                "posterior; the bound above is recon + L log K)\n", e.perplexity, m->cfg.codebook, e.dead_codes);
@@ -536,6 +547,7 @@ int cmd_evaluate(int argc, char **argv)
     if (f) {
         fprintf(f, "images,%lld\nelbo_loss,%.6f\nrecon,%.6f\nkl,%.6f\nbits_per_dim,%.6f\nmse,%.6f\nactive_units,%d\n",
                 (long long)e.n, e.elbo_loss, e.recon, e.kl, e.bits_per_dim, e.mse, e.active_units);
+        fprintf(f, "bound,%.6f\n", e.bound);
         for (int j = 0; j < e.latent && j < 256; j++) fprintf(f, "kl_dim_%d,%.6f\n", j, e.kl_dim[j]);
         if (isfinite(ll)) fprintf(f, "log_likelihood_k%ld,%.6f\nlog_likelihood_stderr,%.6f\n", k, ll, se);
         fclose(f);

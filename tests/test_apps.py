@@ -249,6 +249,22 @@ def main():
         ok(p.returncode == 0 and labelled(os.path.join(out3, "samples_by_class.png"), [1] * 10, 4),
            "sample: a CVAE draws one labelled row per class (10 x 4)")
 
+        # the objectives: evaluate measures the one the model trained on beside the ELBO
+        for obj, extra, want in (("iwae", ["--samples", "3"], "-IWAE-3"), ("tcvae", [], "MI "), ("wae", [], "MMD ")):
+            outo = os.path.join(tmp, "obj_" + obj)
+            p = run("train", *TINY, "--objective", obj, *extra, "--out", outo)
+            ok(p.returncode == 0, f"train --objective {obj}: one epoch ({p.stderr.strip()[-200:]})")
+            p = run("evaluate", "--out", outo, "--data", DATA, "--k", "20", "--n", "64")
+            rows = {r["metric"]: float(r["value"]) for r in csv_rows(os.path.join(outo, "evaluate.csv"))}
+            line = next((l for l in p.stdout.splitlines() if l.startswith("objective")), "")
+            if obj == "iwae":  # -ELBO >= -IWAE-3 >= -log p(x), up to the estimates' noise
+                ll = rows.get("log_likelihood_k20", 0)
+                ok(p.returncode == 0 and want in line and rows["bound"] < rows["elbo_loss"] and -ll < rows["bound"] * 1.02,
+                   f"evaluate --objective iwae: -ELBO {rows['elbo_loss']:.2f} > -IWAE-3 {rows['bound']:.2f} >~ -log p(x) {-ll:.2f}")
+            else:
+                ok(p.returncode == 0 and want in line and abs(rows["bound"] - rows["elbo_loss"]) < 1e-3,
+                   f"evaluate --objective {obj}: its terms ({line}), the bound is the ELBO")
+
         # the zoo's kinds: train, evaluate, reconstruct, sample
         for kind, extra in (("vqvae", []), ("vqvae", ["--arch", "conv"]), ("vamp", ["--pseudo-inputs", "50"]),
                             ("hvae", [])):
