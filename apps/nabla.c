@@ -40,7 +40,11 @@ int main(int argc, char **argv)
         return APP_OK;
     }
     for (int i = 0; i < NCMD; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) {
+            const int rc = commands[i].run(argc - 2, argv + 2);
+            if (nb_profile_enabled()) nb_profile_print(stderr); /* NB_PROFILE=1: where the time went */
+            return rc;
+        }
     fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return APP_USAGE;
