@@ -331,8 +331,9 @@ nb_status plot_layers(const char *path, int npanels, const plot_panel *p)
     if (st) return st;
     plssub(npanels, 1);
     if (npanels > 1) plschr(0, 0.8);
-    for (int k = 0; k < npanels; k++) {
-        range rx = {0}, ry = {0};
+    /* panels side by side share their axes: the eye compares them point for point */
+    range rx = {0}, ry = {0};
+    for (int k = 0; k < npanels; k++)
         for (int i = 0; i < p[k].nlayers; i++) {
             const plot_layer *l = &p[k].layers[i];
             for (int j = 0; j < l->n; j++) {
@@ -340,7 +341,8 @@ nb_status plot_layers(const char *path, int npanels, const plot_panel *p)
                 if (l->style == PLOT_ARROWS) range_add(&rx, l->x1[j]), range_add(&ry, l->y1[j]);
             }
         }
-        range_finish(&rx), range_finish(&ry);
+    range_finish(&rx), range_finish(&ry);
+    for (int k = 0; k < npanels; k++) {
         pladv(0);
         /* a single map keeps room for its legend on the right; several have titles instead. Within
          * that box, the largest viewport of equal scales, centred: a 2-D map is not stretched. */

@@ -30,7 +30,7 @@ nb_status plot_scatter(const char *path, const char *title, const char *xlabel, 
  * drawn in order: dots, a polyline, or arrows from (x, y) to (x1, y1); names, when given, are
  * written beside the points. Colour 0 is a light grey (a cloud), 1..10 the series colours.
  * A single map gives the layers with a label a legend right of the frame; several side by side
- * have none, so their titles say what is drawn. */
+ * have none, so their titles say what is drawn, and share their axes. */
 typedef enum plot_style { PLOT_DOTS, PLOT_LINE, PLOT_ARROWS } plot_style;
 typedef struct plot_layer {
     const char *label;
