@@ -35,12 +35,13 @@ static const char *str_or_empty(const char *s) { return s ? s : ""; }
 
 typedef struct range {
     double lo, hi;
-    int any;
+    int any, fractional; /* fractional: some value is not a whole number */
 } range;
 
 static void range_add(range *r, double v)
 {
     if (!isfinite(v)) return;
+    if (v != floor(v)) r->fractional = 1;
     if (!r->any || v < r->lo) r->lo = v;
     if (!r->any || v > r->hi) r->hi = v;
     r->any = 1;
@@ -113,14 +114,18 @@ static nb_status plot_end(const char *path, char *tmp, int w, int h)
 
 /* ---- drawing -------------------------------------------------------------------------------- */
 
-/* The world window, a light grid under everything, then the black frame with ticks and numbers. */
+/* The world window, a light grid under everything, then the black frame with ticks and numbers.
+ * Whole-number x over a short span (epochs) gets a tick per unit: no "epoch 1.5". */
 static void axes(const range *rx, const range *ry, int log_y)
 {
+    const int whole = !rx->fractional && rx->hi - rx->lo <= 12;
+    const double xtick = whole ? 1 : 0;
+    const int nxsub = whole ? 1 : 0;
     plwind(rx->lo, rx->hi, ry->lo, ry->hi);
     plcol0(COL_GRID);
-    plbox("g", 0, 0, log_y ? "ghl" : "g", 0, 0);
+    plbox("g", xtick, nxsub, log_y ? "ghl" : "g", 0, 0);
     plcol0(COL_INK);
-    plbox("bcnst", 0, 0, log_y ? "bcfnstvl" : "bcnstv", 0, 0); /* f: 100, not 10², on a log axis */
+    plbox("bcnst", xtick, nxsub, log_y ? "bcfnstvl" : "bcnstv", 0, 0); /* f: 100, not 10², on a log axis */
 }
 
 static void flush_run(int m, const double *bx, const double *by)
