@@ -32,12 +32,12 @@ int nb_objective_couples_batch(nb_objective obj)
 /* Σ over the last axis (the latent dims) */
 static nb_tensor *sum_d(nb_tape *tp, nb_tensor *t) { return nb_sum(tp, t, NB_AXES(-1), 0); }
 
-/* z = μ + σ·ε, σ = exp(½ log σ²), with ε of the given shape: fixed by o, or drawn */
+/* nb__reparam with ε of the given shape: fixed by o, or drawn */
 static nb_tensor *reparam(nb_tape *tp, const nb_loss_opts *o, nb_tensor *mu, nb_tensor *logvar, int nd,
                           const int64_t *shape)
 {
     nb_tensor *eps = o->eps ? nb_reshape(tp, o->eps, nd, shape) : nb_randn(tp, o->rng, mu->dtype, nd, shape);
-    return nb_add(tp, mu, nb_mul(tp, nb_exp(tp, nb_scale(tp, logvar, 0.5)), eps));
+    return nb__reparam(tp, mu, logvar, eps);
 }
 
 /* x (B, ...) with each example repeated k times in a row: (B·k, ...) in the model's input shape */
