@@ -389,6 +389,29 @@ static void test_nan_injection(void)
        "an infinite gradient: %s", nb_last_error());
     nb_optim_free(opt);
     nb_params_free(ps);
+
+    /* a NaN in the data: nabla's data sets are bytes and cannot hold one, but a program feeding
+     * its own floats can; the guard's locator names the op the NaN reached first */
+    nb_model_cfg mc = nb_model_defaults();
+    mc.kind = NB_VAE, mc.channels = 1, mc.height = 2, mc.width = 3, mc.nhidden = 1, mc.hidden[0] = 4, mc.latent = 2;
+    nb_params *mp = nb_params_new(NB_F64);
+    nb_rng r = nb_rng_seed(3);
+    nb_model m;
+    nb_tape *tp = nb_tape_new();
+    double x[12];
+    for (int i = 0; i < 12; i++) x[i] = 0.1 * i;
+    x[7] = NAN; /* example 1, pixel 1 */
+    nb_loss_terms lt;
+    nb_status ms = nb_model_init(&m, &mc, mp, &r);
+    nb_tensor *xt = ms ? NULL : nb_tensor_from(tp, NB_F64, NB_SHAPE(2, 6), x, 12);
+    ms = ms ? ms : nb_model_loss(tp, &m, &(nb_batch){xt, xt, NULL}, &(nb_loss_opts){.beta = 1, .rng = &r}, &lt);
+    char where[300] = "";
+    const int at = ms ? -2 : nb_tape_find_nonfinite(tp, where, sizeof where);
+    ok(at == 0 && strstr(where, "linear") && strstr(where, "(2,4)") && strstr(where, "element 4"),
+       "a NaN in a batch of data is found where it entered, the encoder's first Linear: %s",
+       ms ? nb_last_error() : where);
+    nb_tape_free(tp);
+    nb_params_free(mp);
 }
 
 int main(void)
