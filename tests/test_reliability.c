@@ -295,6 +295,19 @@ static void test_labels(void)
     write_split(dir, "t10k", 20, test);
     t = cvae_on(dir);
     ok(t && nb_trainer_model(t)->cfg.nclasses == 4, "consistent labels 0-3: a 4-class CVAE (%s)", t ? "" : nb_last_error());
+    const int trained = t && !nb_trainer_run(t, NULL);
+    nb_trainer_free(t);
+
+    /* its checkpoint resumed on data that now has five classes */
+    for (int i = 0; i < 40; i++) train[i] = (uint8_t)(i % 5);
+    for (int i = 0; i < 20; i++) test[i] = (uint8_t)(i % 5);
+    write_split(dir, "train", 40, train), write_split(dir, "t10k", 20, test);
+    nb_train_cfg c = nb_train_defaults();
+    char ckpt[600];
+    snprintf(ckpt, sizeof ckpt, "%s/out/checkpoint.safetensors", dir);
+    t = trained ? nb_trainer_new(&c, ckpt) : NULL;
+    ok(trained && !t && has("the checkpoint's model has 4 classes, the data 5"),
+       "a 4-class checkpoint resumed on 5-class data is refused: %s", nb_last_error());
     nb_trainer_free(t);
 }
 
