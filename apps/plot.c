@@ -359,11 +359,7 @@ nb_status plot_layers(const char *path, int npanels, const plot_panel *p)
         const double vw = bh / aspect < bw ? bh / aspect : bw, vh = vw * aspect;
         const double fx = vw / (spx1 - spx0), fy = vh / (spy1 - spy0), cxv = (bx0 + bx1) / 2, cyv = (by0 + by1) / 2;
         plvpor(cxv - fx / 2, cxv + fx / 2, cyv - fy / 2, cyv + fy / 2);
-        plwind(rx.lo, rx.hi, ry.lo, ry.hi);
-        plcol0(COL_GRID);
-        plbox("g", 0, 0, "g", 0, 0);
-        plcol0(COL_INK);
-        plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+        axes(&rx, &ry, 0);
         pllab(str_or_empty(p[k].xlabel), str_or_empty(p[k].ylabel), str_or_empty(p[k].title));
         /* millimetres per world unit, from the viewport's place on the subpage, for arrow heads */
         PLFLT sx0, sx1, sy0, sy1, vx0, vx1, vy0, vy1, wx0, wx1, wy0, wy1;
