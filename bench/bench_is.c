@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     printf("{\"seconds\": %.4f, \"ll\": %.4f, \"se\": %.4f, \"k\": %d, \"images\": %lld, \"threads\": %d}\n",
            now() - t0, ll, se, k, (long long)images, threads);
     nb_dataset_free(&test);
+    if (nb_profile_enabled()) nb_profile_print(stderr); /* NB_PROFILE=1: where the time went */
     nb_params_free(ps);
     return 0;
 }

@@ -156,13 +156,13 @@ nb_status nb_model_evaluate_with(const nb_model *m, const nb_dataset *ds, int64_
     return st;
 }
 
-/* log N(v; mean, e^lv) summed over a row of d values */
-static double log_normal(const double *v, const double *mean, const double *lv, int d)
+/* log N(v; mean, e^lv) summed over a row of d values; prec = e^-lv (all three NULL: N(0, I)) */
+static double log_normal(const double *v, const double *mean, const double *lv, const double *prec, int d)
 {
     double s = 0;
     for (int j = 0; j < d; j++) {
         const double diff = v[j] - (mean ? mean[j] : 0), l = lv ? lv[j] : 0;
-        s += -0.5 * (log(2 * M_PI) + l + diff * diff * exp(-l));
+        s += -0.5 * (log(2 * M_PI) + l + diff * diff * (prec ? prec[j] : 1));
     }
     return s;
 }
@@ -211,7 +211,8 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
     nb_tape *tp = nb_tape_new();
     double *z = malloc((size_t)(R * d) * sizeof *z), *mu = malloc((size_t)(C * d) * sizeof *mu);
     double *lv = malloc((size_t)(C * d) * sizeof *lv), *nll = malloc((size_t)R * sizeof *nll);
-    nb_status st = tp && z && mu && lv && nll ? NB_OK : nb_error(NB_ERR_NOMEM, "log-likelihood: out of memory");
+    double *prec = malloc((size_t)(C * d) * sizeof *prec);
+    nb_status st = tp && z && mu && lv && nll && prec ? NB_OK : nb_error(NB_ERR_NOMEM, "log-likelihood: out of memory");
     nb_rng base = nb_rng_seed(seed);
     double s = 0, s2 = 0;
     int64_t n = 0;
@@ -255,12 +256,16 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
             break;
         }
         copy_doubles(zt, z), copy_doubles(mu_t, mu), copy_doubles(lv_t, lv), copy_doubles(nll_t, nll);
-        /* log w = log p(x|z) + log p(z) - log q(z|x), and log (1/k) Σ_j w_j per image, in double */
+        /* log w = log p(x|z) + log p(z) - log q(z|x), and log (1/k) Σ_j w_j per image, in double;
+         * the posterior's precisions once per image, not per sample */
+        for (int64_t i = 0; i < b * d; i++) prec[i] = exp(-lv[i]);
+#pragma omp parallel for schedule(static) if (rows >= 4096)
         for (int64_t i = 0; i < b; i++) {
             for (int j = 0; j < k; j++) {
                 const int64_t r = (int64_t)j * b + i;
                 double *w = &nll[r]; /* overwritten by the log-weight */
-                *w = -*w + log_normal(z + r * d, NULL, NULL, d) - log_normal(z + r * d, mu + i * d, lv + i * d, d);
+                *w = -*w + log_normal(z + r * d, NULL, NULL, NULL, d) -
+                     log_normal(z + r * d, mu + i * d, lv + i * d, prec + i * d, d);
             }
         }
         accumulate(nll, b, k, &s, &s2, &n);
@@ -269,7 +274,7 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
         *mean = s / (double)n;
         *stderr_ = n > 1 ? sqrt(fmax(0, s2 / (double)n - *mean * *mean) / (double)(n - 1)) : 0;
     }
-    free(z), free(mu), free(lv), free(nll);
+    free(z), free(mu), free(lv), free(nll), free(prec);
     nb_tape_free(tp);
     nb_batcher_free(&bt);
     return st;

@@ -78,8 +78,6 @@ static nb_tensor *loss_op(nb_tape *tp, const nb_op_def *op, int nin, nb_tensor *
 /* Each loss's descriptor data: the kernel of its per-element terms. */
 static nb_status fwd_loss(nb_tape *tp, nb_node *n)
 {
-    nb_tensor *terms = terms_buffer(tp, n->in[0]);
-    if (!terms) return nb_tape_status(tp);
     const nb_tensor *a = n->in[0], *b = n->in[1];
     const nb_ew_id kernel = *(const nb_ew_id *)n->op->data;
     if (kernel == NB_EW_GNLL) { /* terms in x - mean, kept for backward */
@@ -89,6 +87,10 @@ static nb_status fwd_loss(nb_tape *tp, nb_node *n)
         n->saved = d;
         a = d, b = n->in[2];
     }
+    /* one value per example: the terms summed row by row as they are made, never stored */
+    if (n->out->ndim == 1 && nb_ew_rowsum(kernel, n->out, a, b)) return NB_OK;
+    nb_tensor *terms = terms_buffer(tp, n->in[0]);
+    if (!terms) return nb_tape_status(tp);
     nb_ew(kernel, terms, a, b, NULL, 0, 0);
     reduce_terms(n, terms);
     return NB_OK;

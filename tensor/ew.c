@@ -258,6 +258,38 @@ void nb_ew(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b,
     run_layout(nb_kernels(y->dtype)->ew[id], &L, nb_dtype_size(y->dtype), s);
 }
 
+/* The dims after the first are dense: each row of t is one contiguous span of its numel / rows. */
+static int rows_dense(const nb_tensor *t)
+{
+    int64_t want = 1;
+    for (int d = t->ndim - 1; d >= 1; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != want) return 0;
+        want *= t->shape[d];
+    }
+    return 1;
+}
+
+int nb_ew_rowsum(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b)
+{
+    enum { BUF_BYTES = 1 << 15 }; /* a row's terms, in L1 */
+    const size_t es = nb_dtype_size(a->dtype);
+    const int64_t rows = a->ndim ? a->shape[0] : 1, inner = rows ? nb_numel(a) / rows : 0;
+    if (a->ndim < 1 || nb_ew_arity[id] != 1 + (b != NULL) || nb_numel(y) != rows || !nb_is_contiguous(y) ||
+        !rows_dense(a) || (b && (!nb_same_shape(a, b) || !rows_dense(b))) || (size_t)inner * es > BUF_BYTES)
+        return 0;
+    const nb_kernel_table *k = nb_kernels(a->dtype);
+    const nb_ew_fn f = k->ew[id];
+    const int64_t sa = a->stride[0] * (int64_t)es, sb = b ? b->stride[0] * (int64_t)es : 0;
+    nb_fill(y, 0.0);
+#pragma omp parallel for schedule(static) if (rows * inner >= PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        _Alignas(64) char buf[BUF_BYTES];
+        f(inner, buf, (const char *)a->data + r * sa, b ? (const char *)b->data + r * sb : NULL, NULL, NULL);
+        k->sum(inner, buf, (char *)y->data + r * (int64_t)es);
+    }
+    return 1;
+}
+
 /* ---- reductions -------------------------------------------------------------------------- */
 
 void nb_fill(nb_tensor *y, double v)

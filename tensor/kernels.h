@@ -73,6 +73,13 @@ typedef enum nb_red_kind { NB_RED_SUM, NB_RED_MAX, NB_RED_MIN } nb_red_kind;
  * With accumulate, y is combined with the reduction instead of overwritten. */
 void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumulate);
 
+/* y[r] = Σ_j f(a[r, j], b[r, j]) over the rows r of a and b (same shape, each row dense; b NULL for
+ * a one-input kernel), y holding one contiguous value per row. The terms never reach memory: a
+ * row's go through a small buffer and are summed by the reduction nb_ew_reduce uses, so the
+ * result equals nb_ew then nb_ew_reduce on any thread count. Rows run on parallel threads.
+ * Returns 0, having done nothing, when the layout does not qualify (rows over 32 KB, say). */
+int nb_ew_rowsum(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b);
+
 /* y = v for every element (y contiguous). */
 void nb_fill(nb_tensor *y, double v);
 

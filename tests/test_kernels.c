@@ -213,6 +213,53 @@ static void check_optimizers(nb_dtype dt, const nb_kernel_table *ref, const nb_k
     ok(fabs(r - v) <= 1e-14 * r, "%s %s sum of squares in double: %.17g vs %.17g", simd->isa, nb_dtype_name(dt), v, r);
 }
 
+/* nb_ew_rowsum against nb_ew then nb_ew_reduce: bit-identical, whatever the row length (vector
+ * tails), with a second input shared by every row (row stride 0), and refused (0) where a row is
+ * not dense or too long for its buffer. */
+static void check_rowsum(nb_dtype dt)
+{
+    static const nb_ew_id ids[] = {NB_EW_BCE, NB_EW_KL, NB_EW_SQDIFF, NB_EW_SOFTPLUS};
+    static const int64_t inners[] = {1, 17, 784, 4096};
+    const size_t es = nb_dtype_size(dt);
+    for (size_t t = 0; t < sizeof ids / sizeof ids[0]; t++)
+        for (size_t li = 0; li < sizeof inners / sizeof inners[0]; li++)
+            for (int shared = 0; shared < 2; shared++) {
+                const nb_ew_id id = ids[t];
+                const int64_t R = 37, L = inners[li], n = R * L;
+                const int two = nb_ew_arity[id] == 2;
+                if ((dt == NB_F64 && L == 4096) || (shared && !two)) continue; /* 4096 doubles: past the buffer */
+                char *a = malloc((size_t)n * es), *b = malloc((size_t)n * es), *terms = malloc((size_t)n * es);
+                char *y1 = malloc((size_t)R * es), *y2 = malloc((size_t)R * es);
+                for (int64_t i = 0; i < n; i++) {
+                    const double va = 6 * ((double)rand() / RAND_MAX - 0.5), vb = (double)rand() / RAND_MAX;
+                    if (dt == NB_F64) ((double *)a)[i] = va, ((double *)b)[i] = vb;
+                    else ((float *)a)[i] = (float)va, ((float *)b)[i] = (float)vb;
+                }
+                nb_tensor ta, tb, tt, ty1, ty2;
+                nb_tensor_wrap(&ta, dt, 2, (const int64_t[]){R, L}, a);
+                nb_tensor_wrap(&tb, dt, 2, (const int64_t[]){R, L}, b);
+                if (shared) tb.stride[0] = 0;
+                nb_tensor_wrap(&tt, dt, 2, (const int64_t[]){R, L}, terms);
+                nb_tensor_wrap(&ty1, dt, 1, (const int64_t[]){R}, y1);
+                nb_tensor_wrap(&ty2, dt, 2, (const int64_t[]){R, 1}, y2);
+                const int done = nb_ew_rowsum(id, &ty1, &ta, two ? &tb : NULL);
+                nb_ew(id, &tt, &ta, two ? &tb : NULL, NULL, 0, 0);
+                nb_ew_reduce(NB_RED_SUM, &ty2, &tt, 0);
+                ok(done && !memcmp(y1, y2, (size_t)R * es), "%s rowsum %s, %lld x %lld%s: equals the terms then their row sums",
+                   nb_dtype_name(dt), nb_ew_names[id], (long long)R, (long long)L, shared ? ", second input shared" : "");
+                free(a), free(b), free(terms), free(y1), free(y2);
+            }
+    if (dt != NB_F32) return;
+    static float buf[2 * 9000], out[2];
+    nb_tensor ta, ty;
+    nb_tensor_wrap(&ty, NB_F32, 1, (const int64_t[]){2}, out);
+    nb_tensor_wrap(&ta, NB_F32, 2, (const int64_t[]){2, 9000}, buf);
+    ok(!nb_ew_rowsum(NB_EW_SOFTPLUS, &ty, &ta, NULL), "rowsum refuses rows of 9000 floats (past its buffer)");
+    nb_tensor_wrap(&ta, NB_F32, 2, (const int64_t[]){2, 100}, buf);
+    ta.stride[1] = 2;
+    ok(!nb_ew_rowsum(NB_EW_SOFTPLUS, &ty, &ta, NULL), "rowsum refuses rows that are not dense");
+}
+
 int main(void)
 {
     for (int dt = NB_F32; dt <= NB_F64; dt++) {
@@ -228,6 +275,8 @@ int main(void)
             check_optimizers((nb_dtype)dt, ref, simd);
         }
     }
+    check_rowsum(NB_F32);
+    check_rowsum(NB_F64);
     tap_diag("kernels in use: %s", nb_kernels(NB_F32)->isa);
     return tap_done();
 }
