@@ -50,8 +50,13 @@ nb_status nb_mlp_init(nb_mlp *m, nb_params *ps, const char *name, int n, const i
 nb_tensor *nb_mlp_fwd(nb_tape *tp, const nb_mlp *m, nb_tensor *x)
 {
     for (int i = 0; i < m->n; i++) {
-        x = nb_linear_fwd(tp, &m->layer[i], x);
-        if (i < m->n - 1 || m->act_last) x = nb_act_fwd(tp, m->act, x);
+        const int act = i < m->n - 1 || m->act_last;
+        if (act && m->act == NB_ACT_RELU)
+            x = nb_linear_relu_fwd(tp, &m->layer[i], x); /* one op, the ReLU inside the GEMM */
+        else if (act)
+            x = nb_act_fwd(tp, m->act, nb_linear_fwd(tp, &m->layer[i], x));
+        else
+            x = nb_linear_fwd(tp, &m->layer[i], x);
     }
     return x;
 }
@@ -317,7 +322,9 @@ nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tens
     nb_tensor *h = with_label(tp, m, z, y);
     if (m->cfg.arch == NB_ARCH_MLP) {
         if (!head) return nb_mlp_fwd(tp, &m->dec, h);
-        for (int i = 0; i < m->dec.n - 1; i++) h = nb_act_fwd(tp, m->cfg.act, nb_linear_fwd(tp, &m->dec.layer[i], h));
+        nb_mlp trunk = m->dec; /* all but the last layer, each with its activation */
+        trunk.n--, trunk.act_last = 1;
+        h = nb_mlp_fwd(tp, &trunk, h);
         return nb_concat(tp, 1, nb_linear_fwd(tp, &m->dec.layer[m->dec.n - 1], h), nb_linear_fwd(tp, &m->dec_lv_head, h));
     }
     h = nb_reshape(tp, nb_mlp_fwd(tp, &m->dec, h), NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));

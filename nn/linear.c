@@ -34,23 +34,36 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     nb_tensor *y = n->out;
     const int64_t M = y->shape[0], O = y->shape[1], I = x->shape[1];
+    nb_status st;
     if (use_bf16(tp, y)) {
         lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
         if (!h || !(h->x = to_bf16(tp, x, 1)) || !(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
         n->saved = h;
-        return nb__mm(tp, "linear", NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
+        st = nb__mm(tp, n->op->name, NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
+    } else {
+        const size_t row = (size_t)O * nb_dtype_size(y->dtype);
+        if (b)
+            for (int64_t m = 0; m < M; m++) memcpy((char *)y->data + m * (int64_t)row, b->data, row);
+        st = nb_gemm(y->dtype, 0, 1, M, O, I, 1.0, x->data, I, w->data, I, b ? 1.0 : 0.0, y->data, O);
     }
-    const size_t row = (size_t)O * nb_dtype_size(y->dtype);
-    if (b)
-        for (int64_t m = 0; m < M; m++) memcpy((char *)y->data + m * (int64_t)row, b->data, row);
-    return nb_gemm(y->dtype, 0, 1, M, O, I, 1.0, x->data, I, w->data, I, b ? 1.0 : 0.0, y->data, O);
+    /* in place, on the GEMM's output while it is in cache; not oneDNN's post-op, whose ReLU
+     * turns NaN into 0 and would hide a broken weight from the NaN guard */
+    if (!st && n->op == &nb__op_linear_relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
+    return st;
 }
 
-/* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy */
+/* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy, with gy first masked where a fused ReLU was off */
 static nb_status bwd_linear(nb_tape *tp, nb_node *n)
 {
-    nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad;
+    nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad, masked;
     (void)x, (void)w;
+    if (n->op == &nb__op_linear_relu) {
+        void *buf = nb_op_scratch(tp, (size_t)nb_numel(gy) * nb_dtype_size(gy->dtype));
+        if (!buf) return nb_tape_status(tp);
+        nb_tensor_wrap(&masked, gy->dtype, gy->ndim, gy->shape, buf);
+        nb_ew(NB_EW_RELU_MASK, &masked, gy, n->out, NULL, 0, 0);
+        gy = &masked;
+    }
     nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
     nb_status st = NB_OK;
@@ -82,28 +95,40 @@ static nb_status shape_linear(nb_tape *tp, const nb_node *n, int *nd, int64_t *s
 
 const nb_op_def nb__op_linear = {.name = "linear", .shape = shape_linear, .forward = fwd_linear,
                                  .backward = bwd_linear};
+const nb_op_def nb__op_linear_relu = {.name = "linear_relu", .shape = shape_linear, .forward = fwd_linear,
+                                      .backward = bwd_linear};
 
-nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
+static nb_tensor *linear(nb_tape *tp, const nb_op_def *op, nb_tensor *x, nb_tensor *w, nb_tensor *b)
 {
     nb_tensor *in[3] = {x, w, b};
-    if (!nb_op_check(tp, "linear", b ? 3 : 2, in)) return NULL;
+    if (!nb_op_check(tp, op->name, b ? 3 : 2, in)) return NULL;
     const int ok = x->ndim >= 1 && w->ndim == 2 && nb_dim(x, -1) == w->shape[1] &&
                    (!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
     if (!ok) {
-        nb_tape_fail(tp, NB_ERR_SHAPE, "nb_linear: input %s, weight %s, bias %s: want (..., in), "
-                 "(out, in), (out)", NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
+        nb_tape_fail(tp, NB_ERR_SHAPE, "nb_%s: input %s, weight %s, bias %s: want (..., in), "
+                 "(out, in), (out)", op->name, NB_SHP(x), NB_SHP(w), b ? NB_SHP(b) : "none");
         return NULL;
     }
     const int64_t I = w->shape[1], O = w->shape[0];
     /* any leading dims fold into the GEMM's rows */
     nb_tensor *x2 = nb_contiguous(tp, x->ndim == 2 ? x : nb_reshape(tp, x, NB_SHAPE(-1, I)));
     if (!(w = nb_contiguous(tp, w)) || !x2) return NULL;
-    nb_tensor *y = nb_op_apply(tp, &nb__op_linear, &(nb_node){.nin = b ? 3 : 2, .in = {x2, w, b}});
+    nb_tensor *y = nb_op_apply(tp, op, &(nb_node){.nin = b ? 3 : 2, .in = {x2, w, b}});
     if (!y || x->ndim == 2) return y;
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = O;
     return nb_reshape(tp, y, x->ndim, shape);
+}
+
+nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
+{
+    return linear(tp, &nb__op_linear, x, w, b);
+}
+
+nb_tensor *nb_linear_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b)
+{
+    return linear(tp, &nb__op_linear_relu, x, w, b);
 }
 
 static nb_tensor *named_param(nb_params *ps, const char *name, const char *part, int ndim,
@@ -134,6 +159,11 @@ nb_status nb_linear_init(nb_linear_layer *l, nb_params *ps, const char *name, in
 nb_tensor *nb_linear_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x)
 {
     return nb_linear(tp, x, l->weight, l->bias);
+}
+
+nb_tensor *nb_linear_relu_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x)
+{
+    return nb_linear_relu(tp, x, l->weight, l->bias);
 }
 
 static const nb_op_def *const nn_ops[] = {

@@ -49,6 +49,8 @@ BUILD(linear) { (void)ctx; return nb_linear(tp, x[0], x[1], x[2]); }
 /* one weight used twice (tied layers): its gradient is the sum of both uses */
 BUILD(linear_tied) { (void)ctx; return nb_linear(tp, nb_tanh(tp, nb_linear(tp, x[0], x[1], x[2])), x[1], x[2]); }
 BUILD(linear_nobias) { (void)ctx; return nb_linear(tp, x[0], x[1], NULL); }
+BUILD(linear_relu) { (void)ctx; return nb_linear_relu(tp, x[0], x[1], x[2]); }
+BUILD(linear_relu_nobias) { (void)ctx; return nb_linear_relu(tp, x[0], x[1], NULL); }
 static nb_conv_cfg cfg_s2p1 = {{2, 2}, {1, 1}, {0, 0}, {1, 1}};
 static nb_conv_cfg cfg_dil = {{1, 2}, {2, 1}, {0, 0}, {2, 1}};
 static nb_conv_cfg cfg_t_s2p1op1 = {{2, 2}, {1, 1}, {1, 1}, {1, 1}};
@@ -178,6 +180,8 @@ static const op_case cases[] = {
     CASE(linear, "linear (3,5)x(4,5)+(4)", linear, ANY(3, 5), ANY(4, 5), ANY(4)),
     CASE(linear, "linear with one weight used twice", linear_tied, ANY(3, 5), ANY(5, 5), ANY(5)),
     CASE(linear, "linear (2,3,5)x(4,5), no bias", linear_nobias, ANY(2, 3, 5), ANY(4, 5)),
+    CASE(linear_relu, "linear with a fused ReLU (6,5)x(4,5)+(4)", linear_relu, ANY(6, 5), ANY(4, 5), ANY(4)),
+    CASE(linear_relu, "linear with a fused ReLU (2,3,5)x(4,5), no bias", linear_relu_nobias, ANY(2, 3, 5), ANY(4, 5)),
     CASE_CTX(conv2d, "conv2d (2,3,7,9) k3 s2 p1", conv, &cfg_s2p1, ANY(2, 3, 7, 9), ANY(4, 3, 3, 3), ANY(4)),
     CASE_CTX(conv2d, "conv2d k(3,2) stride (1,2) pad (2,1) dilation (2,1), no bias", conv_nobias, &cfg_dil,
              ANY(2, 3, 6, 7), ANY(2, 3, 3, 2)),

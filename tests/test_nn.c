@@ -128,6 +128,46 @@ static void test_conv_relu_fused(void)
     }
 }
 
+/* The fused ReLU of nb_linear_relu (a post-op of the matmul primitive, the mask in backward)
+ * against nb_linear then nb_relu, in f32 and f64: the same values and gradients. */
+static void test_linear_relu_fused(void)
+{
+    for (int dt = NB_F32; dt <= NB_F64; dt++) {
+        double worst = 0;
+        double *keep[4] = {0};
+        int64_t n[4] = {0};
+        for (int fused = 0; fused < 2; fused++) {
+            nb_tape *tp = nb_tape_new();
+            nb_rng r = nb_rng_seed(9);
+            nb_tensor *x = nb_requires_grad(nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(37, 50), -1, 1));
+            nb_tensor *w = nb_requires_grad(nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(29, 50), -0.3, 0.3));
+            nb_tensor *b = nb_requires_grad(nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(29), -0.3, 0.3));
+            nb_tensor *y = fused ? nb_linear_relu(tp, x, w, b) : nb_relu(tp, nb_linear(tp, x, w, b));
+            nb_tensor *u = y ? nb_uniform(tp, &r, (nb_dtype)dt, y->ndim, y->shape, -1, 1) : NULL;
+            nb_backward(tp, nb_sum_all(tp, nb_mul(tp, y, u)));
+            nb_tensor *got[4] = {y, x->grad, w->grad, b->grad};
+            for (int i = 0; i < 4; i++) {
+                if (!got[i]) {
+                    worst = INFINITY;
+                    continue;
+                }
+                if (!fused) {
+                    n[i] = nb_numel(got[i]);
+                    keep[i] = malloc(sizeof(double) * (size_t)n[i]);
+                    for (int64_t j = 0; j < n[i]; j++) keep[i][j] = nb_get(got[i], j);
+                } else {
+                    for (int64_t j = 0; j < n[i] && j < nb_numel(got[i]); j++)
+                        worst = fmax(worst, fabs(nb_get(got[i], j) - keep[i][j]) / fmax(1, fabs(keep[i][j])));
+                }
+            }
+            nb_tape_free(tp);
+        }
+        for (int i = 0; i < 4; i++) free(keep[i]);
+        ok(worst < (dt == NB_F32 ? 1e-5 : 1e-13), "%s linear with a fused ReLU equals nb_linear then nb_relu "
+           "(values and gradients within %.1e)", nb_dtype_name((nb_dtype)dt), worst);
+    }
+}
+
 static void test_conv_twice(void)
 {
     for (int transposed = 0; transposed < 2; transposed++) {
@@ -350,6 +390,7 @@ int main(void)
     test_conv_vs_reference();
     test_conv_twice();
     test_conv_relu_fused();
+    test_linear_relu_fused();
     test_linear_vs_reference();
     test_losses_vs_formula();
     test_kl_monte_carlo();

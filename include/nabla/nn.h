@@ -32,6 +32,11 @@ NB_API const nb_op_def *const *nb_nn_ops(int *n);
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error
  *         (NB_ERR_SHAPE when the sizes do not fit). */
 NB_API nb_tensor *nb_linear(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b);
+/** max(nb_linear(x, w, b), 0) as one op: the ReLU runs in place on the product (NaN passes
+ * through, as in nb_relu), with no tensor of its own, and the backward masks the output
+ * gradient once for both products. The same shapes and errors as nb_linear.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_linear_relu(nb_tape *tp, nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
 /** A Linear layer: its parameters, which its nb_params store owns, and its sizes. */
 typedef struct nb_linear_layer {
@@ -52,6 +57,9 @@ NB_API nb_status nb_linear_init(nb_linear_layer *l, nb_params *ps, const char *n
 /** Applies the layer: nb_linear(tp, x, l->weight, l->bias).
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_linear_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x);
+/** The layer followed by a ReLU, fused: nb_linear_relu(tp, x, l->weight, l->bias).
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
+NB_API nb_tensor *nb_linear_relu_fwd(nb_tape *tp, const nb_linear_layer *l, nb_tensor *x);
 
 /** Convolution geometry, per spatial dim (h, w). out_pad is for transposed convolutions. */
 typedef struct nb_conv_cfg {
