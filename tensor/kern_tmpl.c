@@ -339,9 +339,9 @@ static void r_sumsq(int64_t n, const void *A, double *acc)
     *acc += t;
 }
 
-/* The optimizer updates, in the order PyTorch 1.13 evaluates them. Each zeroes the gradient it
- * read: the next step's backward adds into zeros without another pass over memory. (torch/optim/sgd.py, adam.py, ...), so that results
- * match it to rounding. Flags are loop-invariant; the compiler unswitches them. */
+/* The optimizer updates, in the order PyTorch 1.13 evaluates them (torch/optim/sgd.py, adam.py,
+ * ...), so that results match it to rounding. Each zeroes the gradient it read: the next step's
+ * backward adds into zeros without another pass over memory. Flags are loop-invariant; the compiler unswitches them. */
 static void o_sgd(int64_t n, void *P, void *G, void *B, const nb_optim_args *o)
 {
     real *p = P, *buf = B, *g = G;
