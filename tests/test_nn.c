@@ -86,6 +86,29 @@ static void test_conv_vs_reference(void)
 /* The same x through two convolutions of one shape (so one set of cached primitives) with
  * different weights: the backward of the first runs after the second forward, so it must not
  * reuse the forward's reordered buffers, and both add into x's gradient. */
+/* A fused op against its unfused twin, values and gradients: the first run (fused = 0) keeps
+ * got[0..4) in keep (n values each); the second returns its largest relative difference from
+ * them, INFINITY where a tensor is missing. */
+static double keep_or_compare(nb_tensor *const got[4], int fused, double *keep[4], int64_t n[4])
+{
+    double worst = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!got[i]) {
+            worst = INFINITY;
+            continue;
+        }
+        if (!fused) {
+            n[i] = nb_numel(got[i]);
+            keep[i] = malloc(sizeof(double) * (size_t)n[i]);
+            for (int64_t j = 0; j < n[i]; j++) keep[i][j] = nb_get(got[i], j);
+        } else {
+            for (int64_t j = 0; j < n[i] && j < nb_numel(got[i]); j++)
+                worst = fmax(worst, fabs(nb_get(got[i], j) - keep[i][j]) / fmax(1, fabs(keep[i][j])));
+        }
+    }
+    return worst;
+}
+
 /* The fused ReLU (a oneDNN post-op, and the mask in backward) against a convolution then nb_relu,
  * in f32: the same values and gradients. */
 static void test_conv_relu_fused(void)
@@ -105,21 +128,7 @@ static void test_conv_relu_fused(void)
                                  : nb_relu(tp, t ? nb_conv_transpose2d(tp, x, w, b, c) : nb_conv2d(tp, x, nb_transpose(tp, w, 0, 1), b, c));
             nb_tensor *u = y ? nb_uniform(tp, &r, NB_F32, y->ndim, y->shape, -1, 1) : NULL;
             nb_backward(tp, nb_sum_all(tp, nb_mul(tp, y, u)));
-            nb_tensor *got[4] = {y, x->grad, w->grad, b->grad};
-            for (int i = 0; i < 4; i++) {
-                if (!got[i]) {
-                    worst = INFINITY;
-                    continue;
-                }
-                if (!fused) {
-                    n[i] = nb_numel(got[i]);
-                    keep[i] = malloc(sizeof(double) * (size_t)n[i]);
-                    for (int64_t j = 0; j < n[i]; j++) keep[i][j] = nb_get(got[i], j);
-                } else {
-                    for (int64_t j = 0; j < n[i] && j < nb_numel(got[i]); j++)
-                        worst = fmax(worst, fabs(nb_get(got[i], j) - keep[i][j]) / fmax(1, fabs(keep[i][j])));
-                }
-            }
+            worst = fmax(worst, keep_or_compare((nb_tensor *[4]){y, x->grad, w->grad, b->grad}, fused, keep, n));
             nb_tape_free(tp);
         }
         for (int i = 0; i < 4; i++) free(keep[i]);
@@ -128,7 +137,7 @@ static void test_conv_relu_fused(void)
     }
 }
 
-/* The fused ReLU of nb_linear_relu (a post-op of the matmul primitive, the mask in backward)
+/* The fused ReLU of nb_linear_relu (in place on the product, the mask in backward)
  * against nb_linear then nb_relu, in f32 and f64: the same values and gradients. */
 static void test_linear_relu_fused(void)
 {
@@ -145,21 +154,7 @@ static void test_linear_relu_fused(void)
             nb_tensor *y = fused ? nb_linear_relu(tp, x, w, b) : nb_relu(tp, nb_linear(tp, x, w, b));
             nb_tensor *u = y ? nb_uniform(tp, &r, (nb_dtype)dt, y->ndim, y->shape, -1, 1) : NULL;
             nb_backward(tp, nb_sum_all(tp, nb_mul(tp, y, u)));
-            nb_tensor *got[4] = {y, x->grad, w->grad, b->grad};
-            for (int i = 0; i < 4; i++) {
-                if (!got[i]) {
-                    worst = INFINITY;
-                    continue;
-                }
-                if (!fused) {
-                    n[i] = nb_numel(got[i]);
-                    keep[i] = malloc(sizeof(double) * (size_t)n[i]);
-                    for (int64_t j = 0; j < n[i]; j++) keep[i][j] = nb_get(got[i], j);
-                } else {
-                    for (int64_t j = 0; j < n[i] && j < nb_numel(got[i]); j++)
-                        worst = fmax(worst, fabs(nb_get(got[i], j) - keep[i][j]) / fmax(1, fabs(keep[i][j])));
-                }
-            }
+            worst = fmax(worst, keep_or_compare((nb_tensor *[4]){y, x->grad, w->grad, b->grad}, fused, keep, n));
             nb_tape_free(tp);
         }
         for (int i = 0; i < 4; i++) free(keep[i]);
