@@ -275,7 +275,16 @@ class VQVAE(nn.Module):
             self.dec = nn.Sequential(nn.Conv2d(code_dim, 64, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1),
                                      nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
         self.usage = torch.zeros(codebook, dtype=torch.long)
+        self.window = torch.zeros(codebook, dtype=torch.long)  # use since the last restart
+        self.restart_steps = 100
         self.last_ze = None
+
+    @torch.no_grad()
+    def init_codebook(self, train):
+        """The codebook starts at K distinct encoder outputs of the first images (at least 256,
+        and enough for 2K outputs), as nabla's nb_vq_init_codebook."""
+        n = min(train.shape[0], max(256, -(-2 * self.K // self.L)))
+        self.restart(self.encode(train[:n]), torch.arange(self.K))
 
     def encode(self, x):
         """(B*L, Dc) encoder outputs."""
@@ -302,24 +311,38 @@ class VQVAE(nn.Module):
         rec = F.binary_cross_entropy_with_logits(self.decode(zst, B), x, reduction="sum") / B
         vq = (ze.detach() - zq).pow(2).sum() / B
         commit = (ze - zq.detach()).pow(2).sum() / B
-        self.usage += torch.bincount(k, minlength=self.K)
+        used = torch.bincount(k, minlength=self.K)
+        self.usage += used
+        self.window += used
         self.last_ze = ze.detach()
         return rec + vq + self.beta_c * commit, {"recon": rec.item() * B, "vq": vq.item() * B,
                                                  "commit": commit.item() * B}
 
     @torch.no_grad()
+    def restart(self, ze, codes):
+        """The given codes set to distinct random rows of ze (while there are enough rows)."""
+        if len(codes):
+            n = ze.shape[0]
+            pick = torch.randperm(n)[: len(codes)] if len(codes) <= n else torch.randint(n, (len(codes),))
+            self.codebook[codes] = ze[pick]
+
+    def after_step(self, step, steps):
+        """Every restart_steps steps of the epoch (and at its end, end_epoch) the codes unused since
+        the last restart move to encoder outputs of the last batch, as nabla's trainer does."""
+        if step % self.restart_steps == 0 and step < steps:
+            self.restart(self.last_ze, (self.window == 0).nonzero().flatten())
+            self.window.zero_()
+
+    @torch.no_grad()
     def end_epoch(self):
-        """Perplexity of the epoch's code usage and its dead codes, which are then reset to random
-        encoder outputs of the last batch."""
+        """Perplexity of the epoch's code usage and its dead codes (unused all epoch), then a restart."""
         p = self.usage.double() / self.usage.sum()
         h = -(p[p > 0] * p[p > 0].log()).sum().item()
-        dead = (self.usage == 0).nonzero().flatten()
-        if len(dead):
-            n = self.last_ze.shape[0]
-            pick = torch.randperm(n)[: len(dead)] if len(dead) <= n else torch.randint(n, (len(dead),))
-            self.codebook[dead] = self.last_ze[pick]
+        dead = int((self.usage == 0).sum().item())
+        self.restart(self.last_ze, (self.window == 0).nonzero().flatten())
+        self.window.zero_()
         self.usage.zero_()
-        return {"perplexity": math.exp(h), "dead_codes": len(dead)}
+        return {"perplexity": math.exp(h), "dead_codes": dead}
 
     @torch.no_grad()
     def test_bound(self, x):
@@ -402,6 +425,8 @@ def main():
     if args.train_size:
         train = train[: args.train_size]
     model = build(args, train.shape[0])
+    if hasattr(model, "init_codebook"):
+        model.init_codebook(train)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     for epoch in range(1, args.epochs + 1):
@@ -419,6 +444,8 @@ def main():
             for key, val in d.items():
                 diag[key] = diag.get(key, 0.0) + val
             steps += 1
+            if hasattr(model, "after_step"):
+                model.after_step(steps, -(-train.shape[0] // args.batch))
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "seconds": seconds, "steps": steps, "train_loss": total / train.shape[0]}
         row.update({f"train_{key}": val / train.shape[0] for key, val in diag.items()})

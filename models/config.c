@@ -25,6 +25,7 @@ nb_train_cfg nb_train_defaults(void)
     c.binarize = NB_BIN_NONE;
     c.batch = 128, c.eval_batch = 500, c.epochs = 10, c.seed = 1, c.beta = 1, c.progress = -1;
     c.objective = NB_OBJ_ELBO, c.samples = 5, c.tc_beta = 6, c.collapse = 0.5;
+    c.vq_restart = 100;
     return c;
 }
 
@@ -69,6 +70,7 @@ static const key_def keys[] = {
     {"code-dim", T_INT, OFF(model.code_dim), NULL, "vqvae: values per code (Dc)", 1, 4096},
     {"codes", T_INT, OFF(model.codes), NULL, "vqvae (MLP): code positions per image (L; conv: the 7x7 grid)", 1, 4096},
     {"commitment", T_DOUBLE, OFF(model.commitment), NULL, "vqvae: weight of the commitment loss (beta_c)", 0, 1e6},
+    {"vq-restart", T_INT, OFF(vq_restart), NULL, "vqvae: every N steps, codes unused since the last restart move to encoder outputs (0: at epoch ends only)", 0, 1e6},
     {"pseudo-inputs", T_INT, OFF(model.pseudo_inputs), NULL, "vamp: pseudo-inputs of the VampPrior (Kp)", 1, 100000},
     {"hvae-hidden1", T_INT, OFF(model.hvae_hidden1), NULL, "hvae: hidden size of q(z1|x) and p(x|z1)", 1, 65536},
     {"hvae-z1", T_INT, OFF(model.hvae_z1), NULL, "hvae: dims of z1", 1, 4096},

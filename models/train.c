@@ -34,7 +34,8 @@ struct nb_trainer {
     int64_t step; /* optimizer steps taken */
     FILE *csv;    /* rank 0 only */
     nb_dist *dist;
-    /* VQ-VAE: each code's use this epoch, and the encoder's outputs of the last step (rows × Dc) */
+    /* VQ-VAE: each code's use this epoch ([0, K)) and since the last restart ([K, 2K)), and the
+     * encoder's outputs of the last step (rows × Dc) */
     int64_t *usage;
     double *last_ze;
     int64_t last_rows, last_cap;
@@ -358,10 +359,12 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     if ((st = nb_model_init(&t->model, &c->model, t->ps, &init))) return st;
     /* a learned decoder variance starts at the data's (nb_model_init_logvar says why) */
     if (!resume && (st = nb_model_init_logvar(&t->model, &t->train))) return st;
+    /* a VQ-VAE's codes start at encoder outputs (nb_vq_init_codebook says why) */
+    if (!resume && (st = nb_vq_init_codebook(&t->model, &t->train, &init))) return st;
     if (!(t->optim = nb_optim_new(t->ps, c->optim))) return NB_ERR_ARG;
     if (resume && (st = nb_checkpoint_load(resume, t->ps, t->optim))) return st;
     if (!(t->tp = nb_tape_new())) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
-    if (c->model.kind == NB_VQVAE && !(t->usage = calloc((size_t)c->model.codebook, sizeof *t->usage)))
+    if (c->model.kind == NB_VQVAE && !(t->usage = calloc(2 * (size_t)c->model.codebook, sizeof *t->usage)))
         return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
     if ((st = nb_tape_set_precision(t->tp, c->precision))) return st;
     return lead(t) ? write_config(c) : NB_OK;
@@ -435,7 +438,11 @@ static nb_status nonfinite(nb_trainer *t, const char *what)
 static nb_status note_codes(nb_trainer *t, const nb_loss_terms *terms)
 {
     const int64_t n = nb_numel(terms->codes), vals = nb_numel(terms->z_e);
-    for (int64_t i = 0; i < n; i++) t->usage[(int64_t)nb_get(terms->codes, i)]++;
+    const int64_t K = t->cfg.model.codebook;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t k = (int64_t)nb_get(terms->codes, i);
+        t->usage[k]++, t->usage[K + k]++;
+    }
     if (vals > t->last_cap) {
         double *p = realloc(t->last_ze, (size_t)vals * sizeof *p);
         if (!p) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
@@ -446,25 +453,47 @@ static nb_status note_codes(nb_trainer *t, const nb_loss_terms *terms)
     return NB_OK;
 }
 
-/* The end of a VQ-VAE's epoch: the usage summed over the ranks, its perplexity, and every dead
- * code reset to an encoder output of the last batch, drawn from (seed, epoch) so that a resumed
- * run resets alike; rank 0 draws, the others take its codebook. */
-static nb_status reset_codes(nb_trainer *t, nb_epoch_log *log)
+/* usage[0, n) summed over the ranks, in place. */
+static nb_status sum_usage(nb_trainer *t, int64_t *usage, int n)
+{
+    double *u = malloc((size_t)n * sizeof *u);
+    nb_status st = u ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory");
+    for (int j = 0; u && j < n; j++) u[j] = (double)usage[j];
+    if (!(st = nb_dist_agree(t->dist, st))) st = nb_dist_sum(t->dist, u, n);
+    for (int j = 0; !st && j < n; j++) usage[j] = (int64_t)u[j];
+    free(u);
+    return st;
+}
+
+/* Every code unused since the last restart (on every rank) set to an encoder output of this
+ * step, drawn from (seed, step) so that a resumed run restarts alike; rank 0 draws, the others
+ * take its codebook. Restarts every vq_restart steps, not only at epoch ends: early on the
+ * encoder's outputs move faster than the codes follow, and a code left behind is never chosen
+ * again (conv VQ-VAE, codebook started from the data: restarted at epoch ends, 91 of 128 codes
+ * unused in the second epoch; every 100 steps, none in the first three). */
+static nb_status restart_codes(nb_trainer *t)
 {
     const int K = t->cfg.model.codebook;
-    double *u = malloc((size_t)K * sizeof *u);
-    nb_status st = u ? NB_OK : nb_error(NB_ERR_NOMEM, "trainer: out of memory");
-    for (int j = 0; u && j < K; j++) u[j] = (double)t->usage[j];
-    if (!(st = nb_dist_agree(t->dist, st))) st = nb_dist_sum(t->dist, u, K);
-    for (int j = 0; !st && j < K; j++) t->usage[j] = (int64_t)u[j];
-    free(u);
+    int64_t *window = t->usage + K;
+    nb_status st = sum_usage(t, window, K);
     if (st) return st;
-    log->perplexity = nb_vq_perplexity(t->usage, K, &log->dead_codes);
-    nb_rng r = stream(t->cfg.seed, STREAM_RESET, (uint64_t)t->epoch);
+    nb_rng r = stream(t->cfg.seed, STREAM_RESET, (uint64_t)t->step);
     if (lead(t) && t->last_rows > 0)
-        st = nb_vq_reset_dead(&t->model, t->usage, K, t->last_ze, NB_F64, t->last_rows, t->cfg.model.code_dim, &r, NULL);
+        st = nb_vq_reset_dead(&t->model, window, K, t->last_ze, NB_F64, t->last_rows, t->cfg.model.code_dim, &r, NULL);
+    memset(window, 0, (size_t)K * sizeof *window);
     if (!(st = nb_dist_agree(t->dist, st))) st = nb_dist_broadcast_params(t->dist, t->ps, 0);
     return st;
+}
+
+/* The end of a VQ-VAE's epoch: the epoch's usage over the ranks and its perplexity (the dead
+ * codes: those unused all epoch), then a restart. */
+static nb_status end_codes(nb_trainer *t, nb_epoch_log *log)
+{
+    const int K = t->cfg.model.codebook;
+    nb_status st = sum_usage(t, t->usage, K);
+    if (st) return st;
+    log->perplexity = nb_vq_perplexity(t->usage, K, &log->dead_codes);
+    return restart_codes(t);
 }
 
 /* The run's objective as nb_model_loss takes it (N: the images trained on). */
@@ -554,7 +583,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
     const int64_t nbatch = (t->train.n + c->batch - 1) / c->batch;
     const double t0 = now_s();
     double total[SUMS] = {0};
-    if (t->usage) memset(t->usage, 0, (size_t)c->model.codebook * sizeof *t->usage);
+    if (t->usage) memset(t->usage, 0, 2 * (size_t)c->model.codebook * sizeof *t->usage);
     int64_t seen = 0, b, i = 0;
     const int64_t *idx;
     while (!st && (b = nb_batcher_next(&bt, &idx)) > 0) {
@@ -563,6 +592,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
         double sum[SUMS];
         if ((st = step(t, idx, b, beta, sum))) break;
         t->step++, i++;
+        if (t->usage && c->vq_restart > 0 && i % c->vq_restart == 0 && i < nbatch && (st = restart_codes(t))) break;
         for (int k = 1; k < SUMS; k++) total[k] += sum[k];
         seen += b;
         log->beta = beta;
@@ -577,7 +607,7 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
         }
     }
     nb_batcher_free(&bt);
-    if (!st && t->usage) st = reset_codes(t, log);
+    if (!st && t->usage) st = end_codes(t, log);
     const double dt = now_s() - t0;
     const double n = (double)(seen ? seen : 1);
     log->train_loss = total[3] / n;

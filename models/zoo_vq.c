@@ -123,6 +123,23 @@ double nb_vq_perplexity(const int64_t *usage, int k, int *dead)
     return total > 0 ? exp(h) : 0;
 }
 
+/* Row picks[i] of n for each of m picks, distinct while m <= n (a partial Fisher-Yates shuffle):
+ * two codes set to one row would tie, and the second would never be chosen. */
+static nb_status draw_rows(int64_t n, int m, nb_rng *rng, int64_t *picks)
+{
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm) return nb_error(NB_ERR_NOMEM, "VQ-VAE codebook: out of memory");
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int i = 0; i < m; i++) {
+        const int64_t j = i < n ? i : n - 1, r = j + (int64_t)nb_rng_below(rng, (uint64_t)(n - j));
+        const int64_t v = perm[r];
+        perm[r] = perm[j], perm[j] = v;
+        picks[i] = i < n ? v : (int64_t)nb_rng_below(rng, (uint64_t)n); /* more codes than rows */
+    }
+    free(perm);
+    return NB_OK;
+}
+
 nb_status nb_vq_reset_dead(nb_model *m, const int64_t *usage, int k, const void *z_e, nb_dtype dt, int64_t n,
                            int dc, nb_rng *rng, int *reset)
 {
@@ -133,14 +150,45 @@ nb_status nb_vq_reset_dead(nb_model *m, const int64_t *usage, int k, const void 
         return nb_error(NB_ERR_ARG, "nb_vq_reset_dead: %d counts and %lld rows of %d values for a codebook of "
                         "%d codes of %d", k, (long long)n, dc, m->cfg.codebook, m->cfg.code_dim);
     int count = 0;
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < k; j++) count += usage[j] == 0;
+    int64_t *picks = count ? malloc((size_t)count * sizeof *picks) : NULL;
+    if (count && !picks) return nb_error(NB_ERR_NOMEM, "nb_vq_reset_dead: out of memory");
+    nb_status st = count ? draw_rows(n, count, rng, picks) : NB_OK;
+    for (int j = 0, c = 0; !st && j < k; j++) {
         if (usage[j]) continue;
-        const int64_t r = (int64_t)nb_rng_below(rng, (uint64_t)n);
+        const int64_t r = picks[c++];
         for (int i = 0; i < dc; i++)
             nb_set(m->codebook, (int64_t)j * dc + i,
                    dt == NB_F64 ? ((const double *)z_e)[r * dc + i] : ((const float *)z_e)[r * dc + i]);
-        count++;
     }
-    if (reset) *reset = count;
-    return NB_OK;
+    free(picks);
+    if (!st && reset) *reset = count;
+    return st;
+}
+
+nb_status nb_vq_init_codebook(nb_model *m, const nb_dataset *ds, nb_rng *rng)
+{
+    if (!m || !ds || !rng) return nb_error(NB_ERR_ARG, "nb_vq_init_codebook: NULL model, data set or generator");
+    if (m->cfg.kind != NB_VQVAE) return NB_OK;
+    const int K = m->cfg.codebook, dc = m->cfg.code_dim;
+    /* at least 256 images, and twice as many encoder outputs as codes */
+    int64_t n = (2 * (int64_t)K + m->positions - 1) / m->positions;
+    n = n < 256 ? 256 : n;
+    n = n < ds->n ? n : ds->n;
+    if (n < 1) return nb_error(NB_ERR_ARG, "nb_vq_init_codebook: the data set is empty");
+    int64_t *idx = malloc((size_t)n * sizeof *idx);
+    int64_t *none = calloc((size_t)K, sizeof *none); /* every code "unused": all are set */
+    nb_tape *tp = nb_tape_new();
+    nb_status st = idx && none && tp ? NB_OK : nb_error(NB_ERR_NOMEM, "nb_vq_init_codebook: out of memory");
+    for (int64_t i = 0; !st && i < n; i++) idx[i] = i;
+    nb_tensor *x = NULL, *y = NULL, *ze = NULL;
+    if (!st && !(st = nb_model_batch(tp, m, ds, idx, n, NB_BIN_NONE, rng, &x, &y))) {
+        ze = nb_contiguous(tp, nb__vq_project(tp, m, nb__model_body(tp, m, x, NULL)));
+        if ((st = nb_tape_status(tp))) st = nb_error(st, "nb_vq_init_codebook: %s", nb_tape_error(tp));
+    }
+    if (!st)
+        st = nb_vq_reset_dead(m, none, K, ze->data, ze->dtype, nb_numel(ze) / dc, dc, rng, NULL);
+    nb_tape_free(tp);
+    free(idx), free(none);
+    return st;
 }

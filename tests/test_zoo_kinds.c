@@ -358,6 +358,48 @@ static void test_codebook(void)
     for (int i = 0; i < 8; i++) same &= nb_get(m.codebook, i) == first[i];
     ok(same, "the reset is a function of the generator: the same draw gives the same codes");
     ok(nb_vq_reset_dead(&m, u, 3, ze, NB_F64, 5, 2, &a, NULL) == NB_ERR_ARG, "a usage of the wrong size is refused");
+    /* all four dead, from four rows, many draws: never two codes on one row (they would tie) */
+    const int64_t none[4] = {0};
+    int distinct = 1;
+    for (int draw = 0; draw < 200; draw++) {
+        nb_vq_reset_dead(&m, none, 4, ze, NB_F64, 4, 2, &a, NULL);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < i; j++) distinct &= nb_get(m.codebook, i * 2) != nb_get(m.codebook, j * 2);
+    }
+    ok(distinct, "dead-code reset: the codes get distinct rows of z_e when there are as many rows as codes");
+    ok(nb_vq_reset_dead(&m, none, 4, ze, NB_F64, 1, 2, &a, NULL) == NB_OK && nb_get(m.codebook, 6) == 10,
+       "dead-code reset: more codes than rows reuses rows");
+
+    /* the data-dependent start: every code one of the encoder's outputs of the first images */
+    uint8_t px[6 * D];
+    nb_rng g = nb_rng_seed(10);
+    for (int i = 0; i < 6 * D; i++) px[i] = (uint8_t)nb_rng_below(&g, 256);
+    nb_dataset six = {.n = 6, .channels = 1, .rows = 3, .cols = 4, .images = px};
+    double outs[6 * 8];
+    const int L = cfg.codes, dc = cfg.code_dim;
+    for (int i = 0; i < 6; i++) {
+        double xi[D], h[64];
+        for (int j = 0; j < D; j++) xi[j] = px[i * D + j] / 255.0;
+        ref_mlp(&m.enc, xi, h);
+        ref_linear(&m.head_mu, h, outs + i * L * dc);
+    }
+    st = nb_vq_init_codebook(&m, &six, &a);
+    int rows[4], found = 1, apart = 1;
+    for (int k = 0; k < 4; k++) {
+        rows[k] = -1;
+        for (int r2 = 0; r2 < 6 * L; r2++)
+            if (fabs(nb_get(m.codebook, k * dc) - outs[r2 * dc]) < 1e-12 &&
+                fabs(nb_get(m.codebook, k * dc + 1) - outs[r2 * dc + 1]) < 1e-12)
+                rows[k] = r2;
+        found &= rows[k] >= 0;
+        for (int j = 0; j < k; j++) apart &= rows[j] != rows[k];
+    }
+    ok(!st && found && apart, "nb_vq_init_codebook: the 4 codes are 4 distinct encoder outputs of the 6 images (%s)",
+       st ? nb_last_error() : "");
+    nb_dataset wrong = six;
+    wrong.cols = 5;
+    ok(nb_vq_init_codebook(&m, &wrong, &a) == NB_ERR_SHAPE, "nb_vq_init_codebook: images of another shape are "
+       "refused (%s)", nb_last_error());
     nb_dataset ds = {.n = 1, .channels = 1, .rows = 3, .cols = 4, .images = (uint8_t[D]){0}};
     double ll, se;
     ok(nb_model_log_likelihood(&m, &ds, 1, 10, NB_BIN_NONE, 1, &ll, &se) == NB_ERR_ARG &&
@@ -419,8 +461,9 @@ static void test_training(const char *label, const char *kind, const char *arch)
     snprintf(name, sizeof name, "%s-%s", kind, arch);
     nb_train_cfg c = small(name, kind, arch);
     c.epochs = 2;
-    /* a codebook needs steps to settle: a reset after a few dozen sends the decoder codes it never saw */
-    if (!strcmp(kind, "vqvae")) c.train_size = 2048;
+    /* a codebook needs steps to settle: a reset after a few dozen sends the decoder codes it never
+     * saw; restarts every 10 steps of the 64, so that resuming meets restarts inside an epoch */
+    if (!strcmp(kind, "vqvae")) c.train_size = 2048, c.vq_restart = 10;
     nb_trainer *t = nb_trainer_new(&c, NULL);
     if (!t) {
         ok(0, "%s: set-up (%s)", label, nb_last_error());

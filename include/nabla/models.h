@@ -321,11 +321,19 @@ NB_API int nb_model_is_vae(const nb_model *m);
 NB_API double nb_vq_perplexity(const int64_t *usage, int k, int *dead);
 /** Resets every unused code of a VQ-VAE (usage[j] == 0, k counts, k the codebook's size) to a row
  * of z_e (n rows of Dc values, f32 or f64, e.g.\ nb_loss_terms::z_e of the last batch) drawn
- * from rng, so that dead codes rejoin the competition. *reset (may be NULL) gets their number.
+ * from rng, distinct rows while there are as many as codes, so that dead codes rejoin the
+ * competition. *reset (may be NULL) gets their number.
  * @return NB_OK, or NB_ERR_ARG (not a VQ-VAE, k or the shape of z_e wrong, n < 1) with
  *         nb_last_error() set. */
 NB_API nb_status nb_vq_reset_dead(nb_model *m, const int64_t *usage, int k, const void *z_e,
                                   nb_dtype dt, int64_t n, int dc, nb_rng *rng, int *reset);
+/** Starts a VQ-VAE's codebook at K distinct encoder outputs of the first images of ds (at least
+ * 256, and enough for 2K outputs), drawn from rng. From a small uniform start most codes lie
+ * far from every encoder output and stay unused until a reset; from the data each starts where
+ * some output is (the conv VQ-VAE's first epoch: perplexity 6 of 128 codes from U(-1/K, 1/K)).
+ * Does nothing for other models. nb_trainer calls it before a new run's first step.
+ * @return NB_OK, or an error (images of another shape, no memory) with nb_last_error() set. */
+NB_API nb_status nb_vq_init_codebook(nb_model *m, const nb_dataset *ds, nb_rng *rng);
 
 /* ---- corruptions (denoising) --------------------------------------------------------------- */
 
@@ -467,6 +475,7 @@ typedef struct nb_train_cfg {
     int kl_cycle;                  /**< > 0: cyclical β, cycles of this many epochs (nb_train_beta) */
     double collapse;               /**< for the apps: warn when active units < this fraction of the dims */
     int64_t valid;                 /**< > 0: the last this many training images are a validation set */
+    int vq_restart;                /**< VQ-VAE: steps between restarts of unused codes (0: at epoch ends only) */
 } nb_train_cfg;
 
 /** The pytorch/examples set-up on Fashion-MNIST. */
