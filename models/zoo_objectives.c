@@ -1,7 +1,8 @@
 /* models/zoo_objectives.c — the VAE's other objectives, on the public API alone: IWAE, β-TCVAE,
  * WAE-MMD and InfoVAE (docs/autoencoders.md gives each one's formula and use). Quantities
- * pairwise over the batch are matrix products, |a|² + |b|² − 2 a·bᵀ, not B×B×d broadcasts: only
- * β-TCVAE's per-dimension marginals need the (B, B, d) tensor. */
+ * pairwise over the batch are matrix products, |a|² + |b|² − 2 a·bᵀ, or one op over the pairs
+ * (the MMD's kernel sums), not B×B×d broadcasts: only β-TCVAE's per-dimension marginals need the
+ * (B, B, d) tensor. */
 #include <math.h>
 
 #include "models/internal.h"
@@ -106,7 +107,7 @@ static void tcvae(nb_tape *tp, const nb_model *m, const nb_batch *b, const nb_lo
 }
 
 /* Σ_ij k(a_i, b_j) with the inverse multiquadratic kernel over scales s,
- * k(a, b) = Σ_s C_s / (C_s + ‖a − b‖²), C_s = 2·d·s, the distances in matmul form */
+ * k(a, b) = Σ_s C_s / (C_s + ‖a − b‖²), C_s = 2·d·s: one op over the pairs */
 static nb_tensor *kernel_sum(nb_tape *tp, nb_tensor *a, nb_tensor *b)
 {
     static const double scales[7] = {0.1, 0.2, 0.5, 1, 2, 5, 10};
@@ -114,12 +115,8 @@ static nb_tensor *kernel_sum(nb_tape *tp, nb_tensor *a, nb_tensor *b)
     double c[7];
     float cf[7];
     for (int s = 0; s < 7; s++) c[s] = 2.0 * (double)d * scales[s], cf[s] = (float)c[s];
-    nb_tensor *cs = nb_tensor_from(tp, a->dtype, NB_SHAPE(7, 1, 1), a->dtype == NB_F64 ? (const void *)c : cf, 7);
-    nb_tensor *sq_a = sum_d(tp, nb_square(tp, a)), *sq_b = sum_d(tp, nb_square(tp, b));
-    nb_tensor *dist = nb_sub(tp, nb_add(tp, nb_reshape(tp, sq_a, NB_SHAPE(1, -1, 1)), nb_reshape(tp, sq_b, NB_SHAPE(1, 1, -1))),
-                             nb_reshape(tp, nb_scale(tp, nb_matmul(tp, a, nb_transpose(tp, b, 0, 1)), 2),
-                                        NB_SHAPE(1, nb_dim(a, 0), nb_dim(b, 0))));
-    return nb_sum_all(tp, nb_div(tp, cs, nb_add(tp, cs, dist)));
+    nb_tensor *cs = nb_tensor_from(tp, a->dtype, NB_SHAPE(7), a->dtype == NB_F64 ? (const void *)c : cf, 7);
+    return nb_imq_kernel_sum(tp, a, b, cs);
 }
 
 /* The unbiased MMD² between the codes z and prior samples zp (B, d each):

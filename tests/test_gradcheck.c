@@ -91,6 +91,9 @@ BUILD(gather_last) { (void)ctx; return nb_gather(tp, x[0], -1, x[1]); }
 BUILD(select_argmin) { (void)ctx; return nb_index_select(tp, x[0], 0, nb_argmin(tp, x[1], 1, 0)); }
 BUILD(logpdf) { (void)ctx; return nb_normal_log_prob(tp, x[0], x[1], x[2]); }
 BUILD(logpdf_std) { (void)ctx; return nb_normal_log_prob(tp, x[0], NULL, NULL); }
+BUILD(imq_ab) { (void)ctx; return nb_imq_kernel_sum(tp, x[0], x[1], x[2]); }
+/* one tensor on both sides, as the MMD's within-sample sums: both paths' gradients add up */
+BUILD(imq_aa) { (void)ctx; return nb_imq_kernel_sum(tp, x[0], x[0], x[1]); }
 /* a tensor reaching the output both through a broadcast and directly */
 BUILD(broadcast_and_direct) { (void)ctx; return nb_add(tp, nb_mul(tp, x[0], x[1]), nb_sum(tp, x[1], NB_AXES(0), 0)); }
 /* the same input reaching the output along two paths: gradients must add up */
@@ -231,6 +234,8 @@ static const op_case cases[] = {
          {.ndim = 2, .shape = {8, 5}, .dom = NB_GC_DISTINCT, .zero = 1} /* argmin passes no gradient */),
     CASE(normal_log_prob, "normal_log_prob (3,5,7), mean (5,7), logvar (7)", logpdf, ANY(3, 5, 7), ANY(5, 7), ANY(7)),
     CASE(normal_log_prob, "normal_log_prob, standard normal", logpdf_std, ANY(4, 6)),
+    CASE(imq_kernel_sum, "imq_kernel_sum a (5,3), b (4,3), c (3)", imq_ab, ANY(5, 3), ANY(4, 3), POS(3)),
+    CASE(imq_kernel_sum, "imq_kernel_sum of a (6,2) with itself, c (2)", imq_aa, ANY(6, 2), POS(2)),
     CASE(add, "broadcast and direct: x*w + sum_0 w", broadcast_and_direct, ANY(3, 5), ANY(3, 5)),
 };
 

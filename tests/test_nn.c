@@ -290,6 +290,44 @@ static void test_losses_vs_formula(void)
     nb_tape_free(tp);
 }
 
+/* The kernel sum against the double loop over pairs and scales, in f32 and f64, with more rows
+ * than one thread takes (the parallel path), and its gradient against the formula. */
+static void test_imq_vs_loop(void)
+{
+    for (int dt = NB_F32; dt <= NB_F64; dt++) {
+        nb_tape *tp = nb_tape_new();
+        nb_rng r = nb_rng_seed(31);
+        const nb_dtype d = (nb_dtype)dt;
+        enum { N = 150, M = 90, D = 7, S = 3 };
+        nb_tensor *a = nb_randn(tp, &r, d, NB_SHAPE(N, D)), *b = nb_randn(tp, &r, d, NB_SHAPE(M, D));
+        nb_tensor *c = nb_uniform(tp, &r, d, NB_SHAPE(S), 0.5, 20);
+        nb_requires_grad(a);
+        nb_tensor *y = nb_imq_kernel_sum(tp, a, b, c);
+        const nb_status st = y ? nb_backward(tp, y) : nb_tape_status(tp);
+        double want = 0, gerr = 0, ga0[D] = {0};
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < M; j++) {
+                double dist = 0, w = 0;
+                for (int k = 0; k < D; k++) dist += pow(nb_get(a, i * D + k) - nb_get(b, j * D + k), 2);
+                for (int s2 = 0; s2 < S; s2++) {
+                    const double cs = nb_get(c, s2);
+                    want += cs / (cs + dist), w -= cs / ((cs + dist) * (cs + dist));
+                }
+                for (int k = 0; i == 0 && k < D; k++) ga0[k] += 2 * w * (nb_get(a, k) - nb_get(b, j * D + k));
+            }
+        for (int k = 0; !st && k < D; k++) gerr = fmax(gerr, fabs(nb_get(a->grad, k) - ga0[k]) / (fabs(ga0[k]) + 1e-3));
+        const double err = y ? fabs(nb_get(y, 0) - want) / want : INFINITY, tol = dt == NB_F64 ? 1e-12 : 1e-5;
+        ok(!st && err < tol && gerr < tol, "%s imq_kernel_sum (150,7) x (90,7), 3 scales = the loop over pairs "
+           "(rel %.1e), its gradient too (rel %.1e)", nb_dtype_name(d), err, gerr);
+        nb_tape_free(tp);
+    }
+    nb_tape *tp = nb_tape_new();
+    nb_tensor *a = nb_zeros(tp, NB_F64, NB_SHAPE(4, 3)), *b = nb_zeros(tp, NB_F64, NB_SHAPE(4, 2));
+    ok(!nb_imq_kernel_sum(tp, a, b, nb_full(tp, NB_F64, NB_SHAPE(2), 1)) && strstr(nb_tape_error(tp), "imq_kernel_sum"),
+       "imq_kernel_sum refuses points of different dims: %s", nb_tape_error(tp));
+    nb_tape_free(tp);
+}
+
 /* The analytic KL against a Monte Carlo estimate: within 3 standard errors. */
 static void test_kl_monte_carlo(void)
 {
@@ -389,6 +427,7 @@ int main(void)
     test_linear_vs_reference();
     test_losses_vs_formula();
     test_kl_monte_carlo();
+    test_imq_vs_loop();
     test_init();
     test_optim_guard();
     return tap_done();

@@ -159,6 +159,14 @@ NB_API nb_tensor *nb_kl_normal(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb
  * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error. */
 NB_API nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb_tensor *logvar);
 
+/** Σ_ij Σ_s c_s / (c_s + ‖a_i − b_j‖²): the inverse multiquadratic kernel summed over every pair
+ * of rows of a (N, d) and b (M, d), at the S constants c (S) (e.g.\ c_s = 2·d·σ_s² over a few
+ * scales): the MMD's kernel sums (WAE, InfoVAE) as one op, with gradients for a, b and c. a and
+ * b may be one tensor (the within-sample sums; their diagonal terms, Σ_s 1 each, included).
+ * @return a scalar arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's
+ *         error (shapes other than these). */
+NB_API nb_tensor *nb_imq_kernel_sum(nb_tape *tp, nb_tensor *a, nb_tensor *b, nb_tensor *c);
+
 /* ---- initialisers -------------------------------------------------------------------------- */
 /** @file
  * @par Initialisers
