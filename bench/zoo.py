@@ -7,6 +7,7 @@ first). Writes the "## Zoo" section of bench/RESULTS.md (the other sections stay
     bench/zoo.sh                       # installs what it needs, builds, runs every variant
     bench/zoo.py --quick               # 2000 training images, 1 epoch: checks the runner works
     bench/zoo.py --variants vae,iwae5,iwae50 --epochs 10 --threads 2
+    bench/zoo.py --seed-check wae,infovae --seeds 4   # adds their bounds over 4 seeds
 """
 import argparse
 import csv
@@ -102,7 +103,7 @@ def epoch_seconds(secs):
     return statistics.median(secs[1:] if len(secs) > 1 else secs)
 
 
-def run_nabla(build, variant, a, env):
+def run_nabla(build, variant, a, env, with_is=True):
     out = os.path.join(a.workdir, variant)
     run(nabla_train_cmd(build, variant, a, out), env)
     with open(os.path.join(out, "metrics.csv")) as f:
@@ -110,7 +111,7 @@ def run_nabla(build, variant, a, env):
     last = rows[-1]
     r = {"bound": pick(last, NABLA_BOUND), "seconds": epoch_seconds([float(x["seconds"]) for x in rows]),
          "last": last, "ll": None, "se": None}
-    if variant not in NO_IS:
+    if with_is and variant not in NO_IS:
         run(nabla_eval_cmd(build, a, out), env)
         with open(os.path.join(out, "evaluate.csv")) as f:
             ev = dict(csv.reader(f))
@@ -119,8 +120,11 @@ def run_nabla(build, variant, a, env):
     return r
 
 
-def run_torch(variant, a, env):
-    rows = [json.loads(l) for l in run(torch_cmd(variant, a), env).splitlines() if l.startswith("{")]
+def run_torch(variant, a, env, with_is=True):
+    cmd = torch_cmd(variant, a)
+    if not with_is:
+        cmd[cmd.index("--k") + 1] = "0"
+    rows = [json.loads(l) for l in run(cmd, env).splitlines() if l.startswith("{")]
     epochs = [r for r in rows if "epoch" in r]
     summary = next(r for r in rows if r.get("summary"))
     r = {"bound": epochs[-1]["test_bound"], "seconds": epoch_seconds([e["seconds"] for e in epochs]),
@@ -146,7 +150,7 @@ def fmt(v, f="{:.2f}"):
     return "n/a" if v is None else f.format(v)
 
 
-def section(a, res, started):
+def section(a, res, started, seeds=None):
     lines = []
     w = lines.append
     w(HEADING)
@@ -204,6 +208,22 @@ def section(a, res, started):
                 n, t = res[v]["nabla"], res[v]["torch"]
                 w(f"| {VARIANTS[v][0]} | {label} | {fmt(pick(n['last'], names)) if n else ''} | "
                   f"{fmt(pick(t['last'], names)) if t else ''} |")
+    if seeds:
+        w("")
+        w(f"Bounds over seeds {', '.join(str(s) for s in seeds[next(iter(seeds))]['seeds'])} (the same recipe, "
+          f"the bound alone): a single run's bound carries its seed's noise, so these compare the two sides' means "
+          f"over the seeds, ± the standard error of the mean (agreement as above, with those standard errors):")
+        w("")
+        w("| variant | nabla bounds | PyTorch bounds | nabla mean | PyTorch mean | difference | agrees |")
+        w("|---|---|---|---|---|---|---|")
+        for v, r in seeds.items():
+            n, t = r["nabla"], r["torch"]
+            if len(n) < 2 or len(t) < 2:
+                continue
+            mn, mt = statistics.mean(n), statistics.mean(t)
+            sn, st = statistics.stdev(n) / math.sqrt(len(n)), statistics.stdev(t) / math.sqrt(len(t))
+            w(f"| {VARIANTS[v][0]} | {', '.join(fmt(x) for x in n)} | {', '.join(fmt(x) for x in t)} | "
+              f"{mn:.2f} ± {sn:.2f} | {mt:.2f} ± {st:.2f} | {100 * (mn - mt) / mt:+.2f}% | {agree(mn, mt, sn, st)} |")
     if failed:
         w("")
         for v, side, err in failed:
@@ -244,6 +264,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2000 training images, 1 epoch: a smoke test")
     ap.add_argument("--workdir", default=None, help="nabla's run directories [BUILD/zoo]")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--seed-check", default="wae,infovae",
+                    help="comma-separated variants also trained with --seeds seeds (none: \"\")")
+    ap.add_argument("--seeds", type=int, default=4, help="seeds of --seed-check: --seed, --seed + 1, ...")
     a = ap.parse_args()
     if a.quick:
         a.epochs, a.train_size = 1, 2000
@@ -270,7 +293,27 @@ def main():
             print(f"{v:11s} {side:5s} " + (f"bound {fmt(got['bound'])}  IS {fmt(got['ll'])}  "
                                            f"{got['seconds']:.2f} s/epoch" if got else "failed"),
                   file=sys.stderr, flush=True)
-    text = section(a, res, started)
+    seeds = {}
+    for v in [v for v in a.seed_check.split(",") if v]:
+        if v not in VARIANTS:
+            ap.error(f"--seed-check: unknown variant {v}")
+        if v not in variants:  # checked only beside its main run
+            continue
+        r = seeds[v] = {"seeds": [a.seed + i for i in range(a.seeds)], "nabla": [], "torch": []}
+        for s in r["seeds"]:
+            b = argparse.Namespace(**vars(a))
+            b.seed, b.workdir = s, os.path.join(a.workdir, f"seed{s}")
+            for side in sides:
+                if s == a.seed and res.get(v, {}).get(side):  # the main run's, not run again
+                    r[side].append(res[v][side]["bound"])
+                    continue
+                try:
+                    got = run_nabla(a.build, v, b, env, False) if side == "nabla" else run_torch(v, b, env, False)
+                    r[side].append(got["bound"])
+                    print(f"{v:11s} {side:5s} seed {s} bound {fmt(got['bound'])}", file=sys.stderr, flush=True)
+                except (RuntimeError, OSError, KeyError, ValueError, StopIteration) as e:
+                    print(f"{v:11s} {side:5s} seed {s} failed: {e}", file=sys.stderr, flush=True)
+    text = section(a, res, started, seeds)
     write_section(a.out, text)
     print(text)
     return 0 if all(r.get(s) for r in res.values() for s in sides) else 1
