@@ -6,6 +6,7 @@
 
 #include "models/internal.h"
 #include "tensor/error.h"
+#include "tensor/kernels.h"
 
 static nb_status tape_error(nb_tape *tp, const char *what)
 {
@@ -181,6 +182,26 @@ static void copy_doubles(const nb_tensor *t, double *out)
         for (int64_t i = 0; i < n; i++) out[i] = ((const float *)t->data)[i];
 }
 
+/* −log p(x|z) of a Bernoulli decoder for the k samples of b images, logits (k·b, ...) sample-major
+ * against the images x (b, ...) themselves: each sample's rows are summed against x as they are
+ * made, without x repeated k times in memory (the same kernel and sums as nb_bce_logits's).
+ * Returns NULL when the layout does not suit that kernel. */
+static nb_tensor *shared_target_bce(nb_tape *tp, nb_tensor *logits, const nb_tensor *x, int64_t b, int k)
+{
+    nb_tensor *y = logits ? nb_empty(tp, logits->dtype, NB_SHAPE(b * k)) : NULL;
+    if (!y || !nb_is_contiguous(logits) || !nb_is_contiguous(x)) return NULL;
+    const size_t es = nb_dtype_size(logits->dtype);
+    const int64_t per = nb_numel(x); /* one sample's logits: b rows */
+    for (int j = 0; j < k; j++) {
+        nb_tensor lj = *logits, yj;
+        lj.shape[0] = b;
+        lj.data = (char *)logits->data + (size_t)j * (size_t)per * es;
+        nb_tensor_wrap(&yj, y->dtype, 1, (const int64_t[]){b}, (char *)y->data + (size_t)j * (size_t)b * es);
+        if (!nb_same_shape(&lj, x) || !nb_ew_rowsum(NB_EW_BCE, &yj, &lj, x)) return NULL;
+    }
+    return y;
+}
+
 /* log (1/k) Σ_j w_j per image from the log-weights lw (row j·b + i), in double, into the sums. */
 static void accumulate(const double *lw, int64_t b, int k, double *s, double *s2, int64_t *n)
 {
@@ -241,16 +262,20 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
         nb_tensor *sd = nb_exp(tp, nb_scale(tp, nb_reshape(tp, lv_t, NB_SHAPE(1, b, d)), 0.5));
         nb_tensor *zt = nb_add(tp, nb_reshape(tp, mu_t, NB_SHAPE(1, b, d)), nb_mul(tp, sd, eps));
         zt = nb_reshape(tp, zt, NB_SHAPE(rows, d));
-        /* each image repeated k times, as the decoder's target and (CVAE) condition */
-        int64_t xs[NB_MAX_DIMS];
-        const int nd = nb_model_input_shape(m, rows, xs);
-        nb_tensor *x1 = nb_reshape(tp, x, NB_SHAPE(1, b, D));
-        nb_tensor *xk = nb_reshape(tp, nb_contiguous(tp, nb_expand(tp, x1, NB_SHAPE(k, b, D))), nd, xs);
+        /* the (CVAE) condition repeated k times; the target is too, unless the decoder is a
+         * Bernoulli one, whose NLL reads each image once for its k samples */
         nb_tensor *yk = y ? nb_reshape(tp, nb_contiguous(tp, nb_expand(tp, nb_reshape(tp, y, NB_SHAPE(1, b, nb_dim(y, 1))),
                                                                      NB_SHAPE(k, b, nb_dim(y, 1)))),
                                        NB_SHAPE(rows, nb_dim(y, 1)))
                           : NULL;
-        nb_tensor *nll_t = nb_model_nll(tp, m, nb_model_decode(tp, m, zt, yk), xk);
+        nb_tensor *out = nb_model_decode(tp, m, zt, yk);
+        nb_tensor *nll_t = m->cfg.decoder == NB_DEC_BERNOULLI ? shared_target_bce(tp, out, x, b, k) : NULL;
+        if (!nll_t && out) {
+            int64_t xs[NB_MAX_DIMS];
+            const int nd = nb_model_input_shape(m, rows, xs);
+            nb_tensor *x1 = nb_reshape(tp, x, NB_SHAPE(1, b, D));
+            nll_t = nb_model_nll(tp, m, out, nb_reshape(tp, nb_contiguous(tp, nb_expand(tp, x1, NB_SHAPE(k, b, D))), nd, xs));
+        }
         if (!nll_t) {
             st = tape_error(tp, "log-likelihood");
             break;

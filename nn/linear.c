@@ -26,29 +26,61 @@ static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t, int keep)
     return h;
 }
 
-/* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). The bias is copied
- * into y first and the GEMM adds onto it (beta = 1), so the bias costs no extra pass. In bf16,
- * the matmul primitive fuses the bias. */
+/* Rows [m0, m0 + rows) of y = x·wᵀ + b, then the fused ReLU: the bias copied into y first and
+ * the GEMM adding onto it (beta = 1), the ReLU in place, on the GEMM's output while it is in
+ * cache; not oneDNN's post-op, whose ReLU turns NaN into 0 and would hide a broken weight from
+ * the NaN guard. */
+static nb_status linear_rows(nb_tensor *y, const nb_tensor *x, const nb_tensor *w, const nb_tensor *b,
+                             int relu, int64_t m0, int64_t rows)
+{
+    const int64_t O = y->shape[1], I = x->shape[1];
+    const size_t es = nb_dtype_size(y->dtype), row = (size_t)O * es;
+    char *yd = (char *)y->data + (size_t)m0 * row;
+    if (b)
+        for (int64_t m = 0; m < rows; m++) memcpy(yd + (size_t)m * row, b->data, row);
+    nb_status st = nb_gemm(y->dtype, 0, 1, rows, O, I, 1.0, (const char *)x->data + (size_t)(m0 * I) * es, I,
+                           w->data, I, b ? 1.0 : 0.0, yd, O);
+    if (!st && relu) {
+        nb_tensor part;
+        nb_tensor_wrap(&part, y->dtype, 2, (const int64_t[]){rows, O}, yd);
+        nb_ew(NB_EW_RELU, &part, &part, NULL, NULL, 0, 0);
+    }
+    return st;
+}
+
+/* Output rows per block when a Linear's output is large (evaluation decodes 16k rows at once):
+ * a block's bias, product and ReLU stay in L2 instead of making three passes over memory, and
+ * the blocks run on the threads, each GEMM on one. Training's 128-row batches are one block. */
+enum { LINEAR_BLOCK_BYTES = 1 << 19 };
+
+/* x (M, in), w (out, in), b (out) or absent, all contiguous; y (M, out). In bf16, the matmul
+ * primitive fuses the bias. */
 static nb_status fwd_linear(nb_tape *tp, nb_node *n)
 {
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     nb_tensor *y = n->out;
     const int64_t M = y->shape[0], O = y->shape[1], I = x->shape[1];
+    const int relu = n->op == &nb__op_linear_relu;
     nb_status st;
     if (use_bf16(tp, y)) {
         lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
         if (!h || !(h->x = to_bf16(tp, x, 1)) || !(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
         n->saved = h;
         st = nb__mm(tp, n->op->name, NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
-    } else {
-        const size_t row = (size_t)O * nb_dtype_size(y->dtype);
-        if (b)
-            for (int64_t m = 0; m < M; m++) memcpy((char *)y->data + m * (int64_t)row, b->data, row);
-        st = nb_gemm(y->dtype, 0, 1, M, O, I, 1.0, x->data, I, w->data, I, b ? 1.0 : 0.0, y->data, O);
+        if (!st && relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
+        return st;
     }
-    /* in place, on the GEMM's output while it is in cache; not oneDNN's post-op, whose ReLU
-     * turns NaN into 0 and would hide a broken weight from the NaN guard */
-    if (!st && n->op == &nb__op_linear_relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
+    int64_t blk = LINEAR_BLOCK_BYTES / (O * (int64_t)nb_dtype_size(y->dtype));
+    blk = blk < 64 ? 64 : blk;
+    if (M <= 2 * blk) return linear_rows(y, x, w, b, relu, 0, M);
+    const int64_t nblk = (M + blk - 1) / blk;
+    st = NB_OK;
+#pragma omp parallel for schedule(static) reduction(max : st)
+    for (int64_t k = 0; k < nblk; k++) {
+        const int64_t m0 = k * blk;
+        const nb_status s = linear_rows(y, x, w, b, relu, m0, M - m0 < blk ? M - m0 : blk);
+        st = s > st ? s : st;
+    }
     return st;
 }
 

@@ -230,6 +230,33 @@ static void test_linear_vs_reference(void)
     nb_tape_free(tp);
 }
 
+/* A Linear whose output is large is computed in row blocks on the threads: f32 and f64, with
+ * and without the fused ReLU, every row against the plain loop (the last block a short one). */
+static void test_linear_blocks(void)
+{
+    enum { M = 1203, I = 37, O = 300 }; /* blocks of 436 f32 rows, 218 f64: three and six */
+    for (int dt = NB_F32; dt <= NB_F64; dt++)
+        for (int relu = 0; relu < 2; relu++) {
+            nb_tape *tp = nb_tape_new();
+            nb_rng r = nb_rng_seed(6);
+            nb_tensor *x = nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(M, I), -1, 1);
+            nb_tensor *w = nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(O, I), -1, 1);
+            nb_tensor *b = nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(O), -1, 1);
+            nb_tensor *y = relu ? nb_linear_relu(tp, x, w, b) : nb_linear(tp, x, w, b);
+            double e = y ? 0 : INFINITY;
+            for (int i = 0; y && i < M; i++)
+                for (int o = 0; o < O; o++) {
+                    double s = nb_get(b, o);
+                    for (int k = 0; k < I; k++) s += nb_get(x, i * I + k) * nb_get(w, o * I + k);
+                    if (relu && s < 0) s = 0;
+                    e = fmax(e, fabs(nb_get(y, (int64_t)i * O + o) - s));
+                }
+            ok(e < (dt == NB_F64 ? 1e-12 : 2e-5), "%s linear%s (%d,%d)x(%d,%d)ᵀ+b in row blocks equals the plain loop "
+               "(%.1e)", nb_dtype_name((nb_dtype)dt), relu ? "_relu" : "", M, I, O, I, e);
+            nb_tape_free(tp);
+        }
+}
+
 /* The fused losses against their textbook formulas, in f64 and f32. */
 static void test_losses_vs_formula(void)
 {
@@ -425,6 +452,7 @@ int main(void)
     test_conv_relu_fused();
     test_linear_relu_fused();
     test_linear_vs_reference();
+    test_linear_blocks();
     test_losses_vs_formula();
     test_kl_monte_carlo();
     test_imq_vs_loop();
