@@ -130,11 +130,14 @@ static nb_status draw_rows(int64_t n, int m, nb_rng *rng, int64_t *picks)
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     if (!perm) return nb_error(NB_ERR_NOMEM, "VQ-VAE codebook: out of memory");
     for (int64_t i = 0; i < n; i++) perm[i] = i;
-    for (int i = 0; i < m; i++) {
-        const int64_t j = i < n ? i : n - 1, r = j + (int64_t)nb_rng_below(rng, (uint64_t)(n - j));
-        const int64_t v = perm[r];
-        perm[r] = perm[j], perm[j] = v;
-        picks[i] = i < n ? v : (int64_t)nb_rng_below(rng, (uint64_t)n); /* more codes than rows */
+    for (int64_t i = 0; i < m; i++) {
+        if (i >= n) { /* more codes than rows: any row */
+            picks[i] = (int64_t)nb_rng_below(rng, (uint64_t)n);
+            continue;
+        }
+        const int64_t r = i + (int64_t)nb_rng_below(rng, (uint64_t)(n - i)), v = perm[r];
+        perm[r] = perm[i], perm[i] = v;
+        picks[i] = v;
     }
     free(perm);
     return NB_OK;
@@ -180,6 +183,7 @@ nb_status nb_vq_init_codebook(nb_model *m, const nb_dataset *ds, nb_rng *rng)
     int64_t *none = calloc((size_t)K, sizeof *none); /* every code "unused": all are set */
     nb_tape *tp = nb_tape_new();
     nb_status st = idx && none && tp ? NB_OK : nb_error(NB_ERR_NOMEM, "nb_vq_init_codebook: out of memory");
+    if (tp) nb_tape_set_grad(tp, 0); /* the encoder's outputs only: nothing to record */
     for (int64_t i = 0; !st && i < n; i++) idx[i] = i;
     nb_tensor *x = NULL, *y = NULL, *ze = NULL;
     if (!st && !(st = nb_model_batch(tp, m, ds, idx, n, NB_BIN_NONE, rng, &x, &y))) {
