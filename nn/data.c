@@ -300,10 +300,17 @@ typedef struct convert_job {
     int dynamic;       /* x already holds one uniform per element */
 } convert_job;
 
-static void convert_row(const convert_job *j, int64_t e)
+/* The examples of a shuffled batch are far apart in the data set, so each row's bytes come from
+ * memory: the next rows are fetched while this one converts (the MLP VAE's batch conversion
+ * had been waiting on them for about 0.17 ms a step). */
+enum { PREFETCH_ROWS = 2 };
+
+static void convert_row(const convert_job *j, int64_t e, int64_t count)
 {
     const int64_t d = example_bytes(j->ds);
     const uint8_t *src = j->ds->images + j->idx[e] * d;
+    for (int64_t f = e + 1; f <= e + PREFETCH_ROWS && f < count; f++)
+        for (int64_t p = 0; p < d; p += 64) __builtin_prefetch(j->ds->images + j->idx[f] * d + p);
     if (j->x->dtype == NB_F64) {
         double *y = (double *)j->x->data + e * d;
         for (int64_t p = 0; p < d; p++) y[p] = j->dynamic ? y[p] < j->lut[src[p]] : j->lut[src[p]];
@@ -337,9 +344,9 @@ nb_status nb_dataset_images(const nb_dataset *ds, const int64_t *idx, int64_t co
     if (j.dynamic) nb_rng_uniform(rng, x, 0, 1);
     if (count * d >= PAR_MIN) {
 #pragma omp parallel for schedule(static)
-        for (int64_t e = 0; e < count; e++) convert_row(&j, e);
+        for (int64_t e = 0; e < count; e++) convert_row(&j, e, count);
     } else {
-        for (int64_t e = 0; e < count; e++) convert_row(&j, e);
+        for (int64_t e = 0; e < count; e++) convert_row(&j, e, count);
     }
     return NB_OK;
 }
