@@ -1,9 +1,10 @@
 /* autograd/arena.h — internal: the per-step bump allocator behind a tape.
  *
  * Allocation bumps a pointer in the current chunk; a full chunk is followed by a new one twice as
- * large. Reset rewinds to the first chunk and, if one step needed several, replaces them by one
- * chunk of the size that step used, so a loop of identical steps stops allocating after its first
- * step and holds no more memory than a step needs.
+ * large. Reset rewinds to the first chunk and, if one step needed several that hold more than a
+ * quarter beyond what it used, replaces them by one chunk of the size that step used. Either
+ * way a loop of identical steps stops allocating after its first step and holds little more
+ * memory than a step needs.
  */
 #ifndef NB_ARENA_H
 #define NB_ARENA_H

@@ -407,6 +407,35 @@ static void test_arena(void)
     nb_tape_free(tp);
 }
 
+/* The arena's chunks after a step: a chain that holds little more than the step used is kept
+ * (the same allocations land where they did, in memory already touched); one that holds much
+ * more, or a step that used far less, gives one chunk of the step's size. */
+static void test_arena_chunks(void)
+{
+    nb_arena a;
+    nb_arena_init(&a, 1024);
+    void *p[3], *q[3];
+    const size_t sizes[3] = {960, 2048, 4096};
+    for (int i = 0; i < 3; i++) p[i] = nb_arena_alloc(&a, sizes[i]);
+    nb_arena_reset(&a);
+    const size_t kept = nb_arena_capacity(&a);
+    for (int i = 0; i < 3; i++) q[i] = nb_arena_alloc(&a, sizes[i]);
+    ok(kept == 1024 + 2048 + 4096 && p[0] == q[0] && p[1] == q[1] && p[2] == q[2] && nb_arena_capacity(&a) == kept,
+       "a chain of 3 chunks holding %zu bytes for a step of 7104 is kept, and the step's allocations land "
+       "where they did", kept);
+    nb_arena_reset(&a);
+    (void)nb_arena_alloc(&a, 64);
+    nb_arena_reset(&a);
+    ok(nb_arena_capacity(&a) == 1024, "after a step of 64 bytes it shrinks to one first-size chunk (%zu bytes)",
+       nb_arena_capacity(&a));
+    (void)nb_arena_alloc(&a, 960);
+    (void)nb_arena_alloc(&a, 100); /* does not fit: a 2048-byte chunk for 128 */
+    nb_arena_reset(&a);
+    ok(nb_arena_capacity(&a) == 1088, "a chain of 3072 bytes for a step of 1088 becomes one chunk of 1088 (%zu)",
+       nb_arena_capacity(&a));
+    nb_arena_free(&a);
+}
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 typedef nb_tensor *(*bad_fn)(nb_tape *tp);
@@ -603,6 +632,7 @@ int main(void)
     test_values();
     test_rng();
     test_arena();
+    test_arena_chunks();
     test_errors();
     test_ties();
     test_params();
