@@ -301,8 +301,8 @@ typedef struct convert_job {
 } convert_job;
 
 /* The examples of a shuffled batch are far apart in the data set, so each row's bytes come from
- * memory: the next rows are fetched while this one converts (the MLP VAE's batch conversion
- * had been waiting on them for about 0.17 ms a step). */
+ * memory: the next rows are fetched while this one converts (the conversion's share of a
+ * 1-thread MLP VAE run: 1.9% -> 1.4% of perf samples). */
 enum { PREFETCH_ROWS = 2 };
 
 static void convert_row(const convert_job *j, int64_t e, int64_t count)
