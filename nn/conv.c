@@ -433,30 +433,29 @@ static conv_prims *prims_for(nb_tape *tp, nb_node *n)
 
 /* ---- the op -------------------------------------------------------------------------------- */
 
-static void add_bias_f64(nb_tensor *y, const nb_tensor *b)
-{
-    const int64_t N = y->shape[0], O = y->shape[1], HW = y->shape[2] * y->shape[3];
-    double *yd = y->data;
-    const double *bd = b->data;
-    for (int64_t i = 0; i < N * O; i++)
-        for (int64_t j = 0; j < HW; j++) yd[i * HW + j] += bd[i % O];
-}
-
 /* y += b per channel (b may be NULL), then ReLU as nb_relu's kernel has it (NaN passes), in
- * one pass over y */
-static void bias_relu_f32(nb_tensor *y, const nb_tensor *b, int relu)
+ * one pass over y: the f64 path's, and a transposed convolution's after its primitive */
+static void bias_relu(nb_tensor *y, const nb_tensor *b, int relu)
 {
     const int64_t N = y->shape[0], O = y->shape[1], HW = y->shape[2] * y->shape[3];
-    float *yd = y->data;
-    const float *bd = b ? b->data : NULL;
+    const int f64 = y->dtype == NB_F64;
 #pragma omp parallel for schedule(static) if (N * O * HW > (1 << 16))
     for (int64_t i = 0; i < N * O; i++) {
-        float *row = yd + i * HW;
-        const float bias = bd ? bd[i % O] : 0;
-        if (bd)
-            for (int64_t j = 0; j < HW; j++) row[j] += bias;
-        if (relu)
-            for (int64_t j = 0; j < HW; j++) row[j] = row[j] < 0 ? 0 : row[j];
+        if (f64) {
+            double *row = (double *)y->data + i * HW;
+            const double bias = b ? ((const double *)b->data)[i % O] : 0;
+            if (b)
+                for (int64_t j = 0; j < HW; j++) row[j] += bias;
+            if (relu)
+                for (int64_t j = 0; j < HW; j++) row[j] = row[j] < 0 ? 0 : row[j];
+        } else {
+            float *row = (float *)y->data + i * HW;
+            const float bias = b ? ((const float *)b->data)[i % O] : 0;
+            if (b)
+                for (int64_t j = 0; j < HW; j++) row[j] += bias;
+            if (relu)
+                for (int64_t j = 0; j < HW; j++) row[j] = row[j] < 0 ? 0 : row[j];
+        }
     }
 }
 
@@ -472,8 +471,7 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
             nb_conv_ref_bwd_data(&aux->g, x->data, w->data, y->data);
         else
             nb_conv_ref_fwd(&aux->g, x->data, w->data, y->data);
-        if (b) add_bias_f64(y, b);
-        if (aux->relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
+        if (b || aux->relu) bias_relu(y, b, aux->relu);
         return NB_OK;
     }
     if (!(aux->prims = prims_for(tp, n))) return nb_tape_status(tp);
@@ -490,7 +488,7 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
     /* oneDNN 2.6 adds a deconvolution's bias in a slow pass of its own and runs its ReLU post-op
      * 6x slower than the deconvolution: both run here (the conv VAE's forward at 1 thread: 16.4
      * -> 12.7 ms a step with the bias here, the same losses) */
-    if (transposed && (b || aux->relu)) bias_relu_f32(y, b, aux->relu);
+    if (transposed && (b || aux->relu)) bias_relu(y, b, aux->relu);
     return NB_OK;
 }
 
