@@ -71,9 +71,11 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
         return st;
     }
     /* each block's GEMM packs the weights again: worth it only for blocks of many rows (a
-     * 2000-wide layer's 65-row blocks made the 512-row step's forward 42 -> 58 ms) */
+     * 2000-wide layer's 65-row blocks made the 512-row step's forward 42 -> 58 ms), each with an
+     * output no smaller than a quarter of the weights (the 2000 -> 784 layer's 167-row blocks
+     * still cost that step 3 ms) */
     const int64_t blk = LINEAR_BLOCK_BYTES / (O * (int64_t)nb_dtype_size(y->dtype));
-    if (blk < LINEAR_BLOCK_MIN_ROWS || M <= 2 * blk) return linear_rows(y, x, w, b, relu, 0, M);
+    if (blk < LINEAR_BLOCK_MIN_ROWS || 4 * blk < I || M <= 2 * blk) return linear_rows(y, x, w, b, relu, 0, M);
     const int64_t nblk = (M + blk - 1) / blk;
     st = NB_OK;
 #pragma omp parallel for schedule(static) reduction(max : st)
