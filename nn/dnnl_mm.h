@@ -24,6 +24,12 @@ nb_status nb__mm(nb_tape *tp, const char *op, nb_mm_type type, int ta, int tb, i
 
 /* Rounds n floats to bf16 (round to nearest even; NaN stays NaN). */
 void nb__to_bf16(const float *src, uint16_t *dst, int64_t n);
+/* y = max(y, 0) in place (NaN stays NaN) and dst = its bf16 rounding, in one pass. */
+void nb__relu_to_bf16(float *y, uint16_t *dst, int64_t n);
+/* A Linear's output gradient gy (M, O), masked where y <= 0 when y is given (a fused ReLU),
+ * rounded to bf16 into dst, and its column sums added into gb (f32, the bias gradient) unless
+ * NULL: one pass over gy; each column summed in row order whatever the threads. */
+void nb__grad_to_bf16(int64_t M, int64_t O, const float *gy, const float *y, uint16_t *dst, float *gb);
 /* 1 when this CPU computes bf16 GEMMs natively (AVX512-BF16 or AMX-BF16). */
 int nb__cpu_has_bf16(void);
 

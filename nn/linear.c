@@ -1,6 +1,7 @@
 /* nn/linear.c — y = x·wᵀ + b as one op on the GEMM, and the Linear layer. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/dnnl_mm.h"
@@ -15,6 +16,45 @@ typedef struct lin_bf16 {
 static int use_bf16(nb_tape *tp, const nb_tensor *y)
 {
     return y->dtype == NB_F32 && nb_tape_precision(tp) == NB_PREC_BF16;
+}
+
+/* bf16 roundings of this step's activations, by the f32 tensor they round: an encoder's two
+ * heads read one hidden layer, and a fused ReLU rounds its output as it writes it. An entry
+ * holds for its tensor's step only (gen), so a later step's tensor at the same address is not
+ * taken for it; parameters (gen 0) change between steps and are rounded at each use. */
+enum { MEMO_N = 4 };
+typedef struct bf16_memo {
+    struct {
+        const void *src;
+        int64_t n;
+        uint64_t gen;
+        uint16_t *h;
+    } e[MEMO_N];
+    int next;
+} bf16_memo;
+
+static bf16_memo *memo_of(nb_tape *tp)
+{
+    static const char key[] = "nb_linear bf16 roundings";
+    bf16_memo *m = nb_tape_cache_find(tp, key, sizeof key);
+    if (!m && (m = calloc(1, sizeof *m)) && nb_tape_cache_add(tp, key, sizeof key, m, free)) m = NULL;
+    return m;
+}
+
+static void memo_put(nb_tape *tp, const nb_tensor *t, uint16_t *h)
+{
+    bf16_memo *m = t->gen ? memo_of(tp) : NULL;
+    if (!m) return; /* only a lost shortcut */
+    m->e[m->next].src = t->data, m->e[m->next].n = nb_numel(t), m->e[m->next].gen = t->gen, m->e[m->next].h = h;
+    m->next = (m->next + 1) % MEMO_N;
+}
+
+static uint16_t *memo_get(nb_tape *tp, const nb_tensor *t)
+{
+    bf16_memo *m = t->gen ? memo_of(tp) : NULL;
+    for (int i = 0; m && i < MEMO_N; i++)
+        if (m->e[i].gen == t->gen && m->e[i].src == t->data && m->e[i].n == nb_numel(t)) return m->e[i].h;
+    return NULL;
 }
 
 /* keep: for the backward too (the step's arena), else for this call (scratch) */
@@ -64,10 +104,20 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
     nb_status st;
     if (use_bf16(tp, y)) {
         lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
-        if (!h || !(h->x = to_bf16(tp, x, 1)) || !(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
+        if (!h) return nb_tape_status(tp);
+        if (!(h->x = memo_get(tp, x))) {
+            if (!(h->x = to_bf16(tp, x, 1))) return nb_tape_status(tp);
+            memo_put(tp, x, h->x);
+        }
+        if (!(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
         n->saved = h;
         st = nb__mm(tp, n->op->name, NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
-        if (!st && relu) nb_ew(NB_EW_RELU, y, y, NULL, NULL, 0, 0);
+        if (!st && relu) { /* the next Linear's input, rounded while the output is in cache */
+            uint16_t *yh = nb_op_alloc(tp, (size_t)(M * O) * sizeof *yh);
+            if (!yh) return nb_tape_status(tp);
+            nb__relu_to_bf16(y->data, yh, M * O);
+            memo_put(tp, y, yh);
+        }
         return st;
     }
     /* each block's GEMM packs the weights again: worth it only for blocks of many rows (a
@@ -91,8 +141,20 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
 static nb_status bwd_linear(nb_tape *tp, nb_node *n)
 {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad, masked;
-    (void)x, (void)w;
-    if (n->op == &nb__op_linear_relu) {
+    const int relu = n->op == &nb__op_linear_relu;
+    if (n->saved) { /* bf16: dY masked, rounded once for both products and summed for the bias in one pass */
+        const lin_bf16 *h = n->saved;
+        nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
+        const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
+        uint16_t *g = nb_op_scratch(tp, (size_t)(M * O) * sizeof *g);
+        if (!g || nb_tape_status(tp)) return nb_tape_status(tp);
+        nb__grad_to_bf16(M, O, gy->data, relu ? n->out->data : NULL, g, gb ? gb->data : NULL);
+        nb_status st = NB_OK;
+        if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, 1, 0, gx->data);
+        if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, 1, 0, gw->data);
+        return st;
+    }
+    if (relu) {
         void *buf = nb_op_scratch(tp, (size_t)nb_numel(gy) * nb_dtype_size(gy->dtype));
         if (!buf) return nb_tape_status(tp);
         nb_tensor_wrap(&masked, gy->dtype, gy->ndim, gy->shape, buf);
@@ -102,14 +164,8 @@ static nb_status bwd_linear(nb_tape *tp, nb_node *n)
     nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
     nb_status st = NB_OK;
-    if (n->saved) { /* bf16: dY rounded once for both products, accumulated in f32 */
-        const lin_bf16 *h = n->saved;
-        uint16_t *g = to_bf16(tp, gy, 0);
-        if (!g) return nb_tape_status(tp);
-        if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, 1, 0, gx->data);
-        if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, 1, 0, gw->data);
-    } else if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
-    if (!n->saved && gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
+    if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
+    if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
     if (st) return nb_tape_fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
     if (gb) {
         nb_tensor row = *gb;
