@@ -58,7 +58,7 @@ static void to_bf16_span(const float *restrict src, uint16_t *restrict dst, int6
     for (int64_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
 }
 
-/* the AVX-512 clones convert 16 at a time: 2.5x the SSE2 baseline's speed on a cached block */
+/* the span's AVX-512 clone converts 16 at a time: 2.5x the SSE2 baseline on a cached block */
 void nb__to_bf16(const float *src, uint16_t *dst, int64_t n)
 {
 #pragma omp parallel for schedule(static) if (n > (1 << 18))

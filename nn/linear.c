@@ -44,7 +44,7 @@ static bf16_memo *memo_of(nb_tape *tp)
 static void memo_put(nb_tape *tp, const nb_tensor *t, uint16_t *h)
 {
     bf16_memo *m = t->gen ? memo_of(tp) : NULL;
-    if (!m) return; /* only a lost shortcut */
+    if (!m) return; /* the next reader rounds again (a failed cache add is the tape's error) */
     m->e[m->next].src = t->data, m->e[m->next].n = nb_numel(t), m->e[m->next].gen = t->gen, m->e[m->next].h = h;
     m->next = (m->next + 1) % MEMO_N;
 }
