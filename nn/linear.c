@@ -33,6 +33,8 @@ typedef struct bf16_memo {
     int next;
 } bf16_memo;
 
+/* NULL when it cannot be had: every reader then rounds for itself (a failed cache add is the
+ * tape's error) */
 static bf16_memo *memo_of(nb_tape *tp)
 {
     static const char key[] = "nb_linear bf16 roundings";
@@ -41,27 +43,24 @@ static bf16_memo *memo_of(nb_tape *tp)
     return m;
 }
 
-static void memo_put(nb_tape *tp, const nb_tensor *t, uint16_t *h)
+static void memo_put(bf16_memo *m, const nb_tensor *t, uint16_t *h)
 {
-    bf16_memo *m = t->gen ? memo_of(tp) : NULL;
-    if (!m) return; /* the next reader rounds again (a failed cache add is the tape's error) */
+    if (!m || !t->gen) return;
     m->e[m->next].src = t->data, m->e[m->next].n = nb_numel(t), m->e[m->next].gen = t->gen, m->e[m->next].h = h;
     m->next = (m->next + 1) % MEMO_N;
 }
 
-static uint16_t *memo_get(nb_tape *tp, const nb_tensor *t)
+static uint16_t *memo_get(const bf16_memo *m, const nb_tensor *t)
 {
-    bf16_memo *m = t->gen ? memo_of(tp) : NULL;
-    for (int i = 0; m && i < MEMO_N; i++)
+    for (int i = 0; m && t->gen && i < MEMO_N; i++)
         if (m->e[i].gen == t->gen && m->e[i].src == t->data && m->e[i].n == nb_numel(t)) return m->e[i].h;
     return NULL;
 }
 
-/* keep: for the backward too (the step's arena), else for this call (scratch) */
-static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t, int keep)
+/* t rounded, in the step's arena: the backward's products read it too */
+static uint16_t *to_bf16(nb_tape *tp, const nb_tensor *t)
 {
-    const size_t bytes = (size_t)nb_numel(t) * sizeof(uint16_t);
-    uint16_t *h = keep ? nb_op_alloc(tp, bytes) : nb_op_scratch(tp, bytes);
+    uint16_t *h = nb_op_alloc(tp, (size_t)nb_numel(t) * sizeof(uint16_t));
     if (h) nb__to_bf16(t->data, h, nb_numel(t));
     return h;
 }
@@ -104,19 +103,20 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
     nb_status st;
     if (use_bf16(tp, y)) {
         lin_bf16 *h = nb_op_alloc(tp, sizeof *h);
-        if (!h) return nb_tape_status(tp);
-        if (!(h->x = memo_get(tp, x))) {
-            if (!(h->x = to_bf16(tp, x, 1))) return nb_tape_status(tp);
-            memo_put(tp, x, h->x);
+        bf16_memo *m = memo_of(tp);
+        if (!h || nb_tape_status(tp)) return nb_tape_status(tp);
+        if (!(h->x = memo_get(m, x))) {
+            if (!(h->x = to_bf16(tp, x))) return nb_tape_status(tp);
+            memo_put(m, x, h->x);
         }
-        if (!(h->w = to_bf16(tp, w, 1))) return nb_tape_status(tp);
+        if (!(h->w = to_bf16(tp, w))) return nb_tape_status(tp);
         n->saved = h;
         st = nb__mm(tp, n->op->name, NB_MM_BF16, 0, 1, M, O, I, h->x, I, h->w, I, b ? b->data : NULL, 0, 0, y->data);
         if (!st && relu) { /* the next Linear's input, rounded while the output is in cache */
             uint16_t *yh = nb_op_alloc(tp, (size_t)(M * O) * sizeof *yh);
             if (!yh) return nb_tape_status(tp);
             nb__relu_to_bf16(y->data, yh, M * O);
-            memo_put(tp, y, yh);
+            memo_put(m, y, yh);
         }
         return st;
     }
