@@ -71,6 +71,12 @@ int64_t nb_params_numel(const nb_params *ps)
 void nb_params_zero_grad(nb_params *ps)
 {
     if (ps && ps->grad) memset(ps->grad, 0, (size_t)ps->used * nb_dtype_size(ps->dtype));
+    for (int i = 0; ps && i < ps->count; i++) ps->t[i]->flags &= ~NB_GRAD_CLEARED;
+}
+
+void nb_params_clear_grad(nb_params *ps)
+{
+    for (int i = 0; ps && i < ps->count; i++) ps->t[i]->flags |= NB_GRAD_CLEARED;
 }
 
 void nb_params_flat(nb_params *ps, void **data, void **grad, int64_t *n)
@@ -82,7 +88,14 @@ void nb_params_flat(nb_params *ps, void **data, void **grad, int64_t *n)
         return;
     }
     if (data) *data = ps->data;
-    if (grad) *grad = ps->grad;
+    if (grad) { /* what no backward wrote since nb_params_clear_grad is zero */
+        for (int i = 0; i < ps->count; i++)
+            if (ps->t[i]->flags & NB_GRAD_CLEARED) {
+                memset(ps->t[i]->grad->data, 0, (size_t)nb_numel(ps->t[i]) * nb_dtype_size(ps->dtype));
+                ps->t[i]->flags &= ~NB_GRAD_CLEARED;
+            }
+        *grad = ps->grad;
+    }
     if (n) *n = ps->used;
 }
 

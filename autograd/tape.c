@@ -564,22 +564,41 @@ nb_tensor *nb_op_apply(nb_tape *tp, const nb_op_def *op, nb_node *n)
     return out;
 }
 
-nb_tensor *nb__grad(nb_tape *tp, nb_tensor *t)
+nb_tensor *nb__grad_fresh(nb_tape *tp, nb_tensor *t, int *fresh)
 {
+    *fresh = 0;
     if (!t || !(t->flags & NB_REQUIRES_GRAD)) return NULL;
     if (!t->grad) {
-        nb_tensor *g = nb__tensor(tp, t->dtype, t->ndim, t->shape, 1);
-        if (!g) return NULL;
-        nb_fill(g, 0.0);
-        t->grad = g;
+        if (!(t->grad = nb__tensor(tp, t->dtype, t->ndim, t->shape, 1))) return NULL;
+        *fresh = 1;
+    } else if (t->flags & NB_GRAD_CLEARED) { /* a parameter's, marked by nb_params_clear_grad */
+        t->flags &= ~NB_GRAD_CLEARED;
+        *fresh = 1;
     }
     return t->grad;
+}
+
+nb_tensor *nb__grad(nb_tape *tp, nb_tensor *t)
+{
+    int fresh;
+    nb_tensor *g = nb__grad_fresh(tp, t, &fresh);
+    if (g && fresh) nb_fill(g, 0.0);
+    return g;
 }
 
 nb_tensor *nb_op_grad(nb_tape *tp, const nb_node *n, int i)
 {
     if (!tp || !n || i < 0 || i >= n->nin) return NULL;
     return nb__grad(tp, n->in[i]);
+}
+
+nb_tensor *nb_op_grad_fresh(nb_tape *tp, const nb_node *n, int i, int *fresh)
+{
+    int f = 0;
+    nb_tensor *g = tp && n && i >= 0 && i < n->nin ? nb__grad_fresh(tp, n->in[i], &f) : NULL;
+    if (fresh) *fresh = g ? f : 0;
+    else if (g && f) nb_fill(g, 0.0); /* no flag to report it through: as nb_op_grad */
+    return g;
 }
 
 nb_tensor nb__unreduce(const nb_tensor *g, const nb_tensor *in, uint32_t mask)

@@ -66,6 +66,9 @@ nb_tensor *nb__tensor(nb_tape *tp, nb_dtype dt, int ndim, const int64_t *shape, 
 #define nb__alloc nb_op_alloc
 /* The gradient of t to add into, zero-filled on first use; NULL when t needs none. */
 nb_tensor *nb__grad(nb_tape *tp, nb_tensor *t);
+/* The same for a caller that writes every element when *fresh comes back 1 (a GEMM with beta =
+ * 0), and adds into it when 0: on first use it is neither filled with zeros nor read. */
+nb_tensor *nb__grad_fresh(nb_tape *tp, nb_tensor *t, int *fresh);
 /* The node's output gradient with the reduced axes put back as size-1, stride-0 dims, so it
  * broadcasts against the node's input (used by reductions' backward). */
 nb_tensor nb__unreduce(const nb_tensor *g, const nb_tensor *in, uint32_t axes_mask);

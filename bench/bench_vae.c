@@ -95,6 +95,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_vae: %s\n", nb_last_error());
         return 1;
     }
+    cfg.optim.clear_grad = 1; /* as nb_trainer does */
     nb_optim *opt = nb_optim_new(ps, cfg.optim);
     nb_tape *tp = nb_tape_new();
     if (nb_tape_set_precision(tp, cfg.precision)) {

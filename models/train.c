@@ -361,7 +361,9 @@ static nb_status setup(nb_trainer *t, const nb_train_cfg *cfg_in, const char *re
     if (!resume && (st = nb_model_init_logvar(&t->model, &t->train))) return st;
     /* a VQ-VAE's codes start at encoder outputs (nb_vq_init_codebook says why) */
     if (!resume && (st = nb_vq_init_codebook(&t->model, &t->train, &init))) return st;
-    if (!(t->optim = nb_optim_new(t->ps, c->optim))) return NB_ERR_ARG;
+    nb_optim_cfg oc = c->optim;
+    oc.clear_grad = 1; /* only the optimizer and the all-reduce read the gradients, through the store */
+    if (!(t->optim = nb_optim_new(t->ps, oc))) return NB_ERR_ARG;
     if (resume && (st = nb_checkpoint_load(resume, t->ps, t->optim))) return st;
     if (!(t->tp = nb_tape_new())) return nb_error(NB_ERR_NOMEM, "trainer: out of memory");
     if (c->model.kind == NB_VQVAE && !(t->usage = calloc(2 * (size_t)c->model.codebook, sizeof *t->usage)))

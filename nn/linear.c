@@ -138,20 +138,32 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
 }
 
 /* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy, with gy first masked where a fused ReLU was off */
+/* Input i's gradient for a GEMM over an inner size k: *acc 0 when the GEMM is to write it (the
+ * gradient's first use: neither zero-filled nor read), 1 when it is to add into it. */
+static nb_tensor *grad_for_gemm(nb_tape *tp, const nb_node *n, int i, int64_t k, int *acc)
+{
+    int fresh = 0;
+    nb_tensor *g = k > 0 ? nb_op_grad_fresh(tp, n, i, &fresh) : nb_op_grad(tp, n, i);
+    *acc = !fresh;
+    return g;
+}
+
 static nb_status bwd_linear(nb_tape *tp, nb_node *n)
 {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad, masked;
     const int relu = n->op == &nb__op_linear_relu;
     if (n->saved) { /* bf16: dY masked, rounded once for both products and summed for the bias in one pass */
         const lin_bf16 *h = n->saved;
-        nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
         const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
+        int ax, aw;
+        nb_tensor *gx = grad_for_gemm(tp, n, 0, O, &ax), *gw = grad_for_gemm(tp, n, 1, M, &aw);
+        nb_tensor *gb = b ? nb_op_grad(tp, n, 2) : NULL;
         uint16_t *g = nb_op_scratch(tp, (size_t)(M * O) * sizeof *g);
         if (!g || nb_tape_status(tp)) return nb_tape_status(tp);
         nb__grad_to_bf16(M, O, gy->data, relu ? n->out->data : NULL, g, gb ? gb->data : NULL);
         nb_status st = NB_OK;
-        if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, 1, 0, gx->data);
-        if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, 1, 0, gw->data);
+        if (gx) st = nb__mm(tp, "linear", NB_MM_BF16, 0, 0, M, I, O, g, O, h->w, I, NULL, ax, 0, gx->data);
+        if (gw && !st) st = nb__mm(tp, "linear", NB_MM_BF16, 1, 0, O, I, M, g, O, h->x, I, NULL, aw, 0, gw->data);
         return st;
     }
     if (relu) {
@@ -161,11 +173,13 @@ static nb_status bwd_linear(nb_tape *tp, nb_node *n)
         nb_ew(NB_EW_RELU_MASK, &masked, gy, n->out, NULL, 0, 0);
         gy = &masked;
     }
-    nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1), *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     const int64_t M = gy->shape[0], O = gy->shape[1], I = x->shape[1];
+    int ax, aw;
+    nb_tensor *gx = grad_for_gemm(tp, n, 0, O, &ax), *gw = grad_for_gemm(tp, n, 1, M, &aw);
+    nb_tensor *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     nb_status st = NB_OK;
-    if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, 1.0, gx->data, I);
-    if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, 1.0, gw->data, I);
+    if (gx) st = nb_gemm(gx->dtype, 0, 0, M, I, O, 1.0, gy->data, O, w->data, I, ax, gx->data, I);
+    if (gw && !st) st = nb_gemm(gw->dtype, 1, 0, O, I, M, 1.0, gy->data, O, x->data, I, aw, gw->data, I);
     if (st) return nb_tape_fail(tp, st, "nb_linear: backward GEMM failed (%s)", nb_status_str(st));
     if (gb) {
         nb_tensor row = *gb;

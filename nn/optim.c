@@ -198,7 +198,7 @@ nb_status nb_optim_step(nb_optim *o)
     nb_optim_args a = {.lr = c->lr, .weight_decay = c->weight_decay, .momentum = c->momentum,
                        .dampening = c->dampening, .beta1 = c->beta1, .beta2 = c->beta2,
                        .eps = c->eps, .nesterov = c->nesterov, .first = o->steps == 0,
-                       .decoupled = c->kind == NB_ADAMW};
+                       .decoupled = c->kind == NB_ADAMW, .keep_grad = c->clear_grad != 0};
     if (c->kind == NB_ADAM || c->kind == NB_ADAMW) {
         a.step_size = c->lr / (1 - pow(c->beta1, (double)t));
         a.bc2_sqrt = sqrt(1 - pow(c->beta2, (double)t));
@@ -219,7 +219,8 @@ nb_status nb_optim_step(nb_optim *o)
         case NB_ADAGRAD: k->adagrad(len, pp, gg, s0, &a); break;
         }
     }
-    o->steps = t; /* the kernels zeroed the gradients */
+    o->steps = t;
+    if (c->clear_grad) nb_params_clear_grad(o->ps); /* else the kernels zeroed them */
     return NB_OK;
 }
 

@@ -361,8 +361,9 @@ static void r_sumsq(int64_t n, const void *A, double *acc)
 }
 
 /* The optimizer updates, in the order PyTorch 1.13 evaluates them (torch/optim/sgd.py, adam.py,
- * ...), so that results match it to rounding. Each zeroes the gradient it read: the next step's
- * backward adds into zeros without another pass over memory. Flags are loop-invariant; the compiler unswitches them. */
+ * ...), so that results match it to rounding. Each zeroes the gradient it read (the next step's
+ * backward adds into zeros without another pass over memory), unless the gradients are to be
+ * marked zero instead (nb_params_clear_grad). Flags are loop-invariant; the compiler unswitches them. */
 static void o_sgd(int64_t n, void *P, void *G, void *B, const nb_optim_args *o)
 {
     real *p = P, *buf = B, *g = G;
@@ -375,7 +376,7 @@ static void o_sgd(int64_t n, void *P, void *G, void *B, const nb_optim_args *o)
             d = o->nesterov ? d + mom * buf[i] : buf[i];
         }
         p[i] += -lr * d;
-        g[i] = 0;
+        if (!o->keep_grad) g[i] = 0;
     }
 }
 
@@ -387,7 +388,7 @@ static void o_adam(int64_t n, void *P, void *G, void *M, void *V, const nb_optim
     const real step = (real)o->step_size, bc2 = (real)o->bc2_sqrt;
     for (int64_t i = 0; i < n; i++) {
         real gi = g[i];
-        g[i] = 0;
+        if (!o->keep_grad) g[i] = 0;
         if (o->decoupled)
             p[i] *= decay; /* AdamW */
         else if (wd != 0)
@@ -405,7 +406,7 @@ static void o_adagrad(int64_t n, void *P, void *G, void *S, const nb_optim_args 
     const real wd = (real)o->weight_decay, clr = (real)o->step_size, eps = (real)o->eps;
     for (int64_t i = 0; i < n; i++) {
         real gi = wd != 0 ? g[i] + wd * p[i] : g[i];
-        g[i] = 0;
+        if (!o->keep_grad) g[i] = 0;
         sum[i] += gi * gi;
         p[i] += -clr * gi / (SSQRT(sum[i]) + eps);
     }

@@ -30,6 +30,7 @@ typedef struct nb_optim_args {
     double lr, weight_decay, momentum, dampening, beta1, beta2, eps;
     double step_size, bc2_sqrt; /* Adam: lr / (1 - beta1^t), sqrt(1 - beta2^t) */
     int nesterov, first, decoupled;
+    int keep_grad; /* 1: g is left as it is; 0: zeroed as it is read */
 } nb_optim_args;
 
 typedef struct nb_kernel_table {
@@ -39,7 +40,7 @@ typedef struct nb_kernel_table {
     /* acc += Σ a², in double so that no finite gradient overflows */
     void (*sumsq)(int64_t n, const void *a, double *acc);
     /* one pass of an optimizer over n flat values: parameters p, gradients g (zeroed as they are
-     * read, ready for the next step), state s1, s2 */
+     * read, ready for the next step, unless keep_grad), state s1, s2 */
     void (*sgd)(int64_t n, void *p, void *g, void *buf, const nb_optim_args *a);
     void (*adam)(int64_t n, void *p, void *g, void *m, void *v, const nb_optim_args *a);
     void (*adagrad)(int64_t n, void *p, void *g, void *sum, const nb_optim_args *a);

@@ -346,9 +346,17 @@ NB_API nb_tensor *nb_params_find(nb_params *ps, const char *name);
 NB_API int64_t nb_params_numel(const nb_params *ps);
 /** Sets every gradient of the store to zero. */
 NB_API void nb_params_zero_grad(nb_params *ps);
+/** Marks every gradient of the store as zero without writing it, as PyTorch's
+ * zero_grad(set_to_none=True) does: the next backward writes each gradient it reaches instead of
+ * adding into it (no pass of zeros before, none to add into), and nb_params_flat (so the
+ * optimizer) and nb_params_zero_grad zero the ones it did not reach. Until then a marked
+ * gradient's memory holds its old values: read p->grad only after nb_backward, or through
+ * nb_params_flat. */
+NB_API void nb_params_clear_grad(nb_params *ps);
 /** The flat blocks: n values each (parameters padded to 64-byte boundaries, padding is zero).
- * Any of data, grad, n may be NULL. The blocks belong to the store and move when a parameter is
- * registered: valid until the next nb_param or nb_params_free. */
+ * Any of data, grad, n may be NULL; asking for grad first zeroes the gradients that
+ * nb_params_clear_grad marked and no backward has written since. The blocks belong to the store
+ * and move when a parameter is registered: valid until the next nb_param or nb_params_free. */
 NB_API void nb_params_flat(nb_params *ps, void **data, void **grad, int64_t *n);
 
 #ifdef __cplusplus

@@ -118,6 +118,12 @@ NB_API int nb_op_check(nb_tape *tp, const char *name, int n, nb_tensor *const *i
  * @return a parameter's persistent gradient, or an arena tensor (until nb_tape_reset); NULL
  *         also when out of memory, with the tape's error. */
 NB_API nb_tensor *nb_op_grad(nb_tape *tp, const nb_node *n, int i);
+/** nb_op_grad for a backward that can write the gradient instead of adding into it (a GEMM with
+ * beta = 0): *fresh is 1 when this is the gradient's first use (an arena gradient not yet
+ * made, or a parameter's marked by nb_params_clear_grad), and the caller must then write every
+ * element, as nothing zeroed it; 0 when it must add, as with nb_op_grad.
+ * @return as nb_op_grad; *fresh is 0 whenever the result is NULL. */
+NB_API nb_tensor *nb_op_grad_fresh(nb_tape *tp, const nb_node *n, int i, int *fresh);
 /** Tape memory for a step (64-byte aligned, uninitialised), freed by nb_tape_reset: what forward
  * saves for backward, scratch buffers. NULL with the tape's error set when out of memory.
  * @note The tape owns the memory: never free it; it is gone at nb_tape_reset or nb_tape_free. */

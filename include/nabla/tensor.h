@@ -56,6 +56,9 @@ typedef enum nb_status {
 enum {
     NB_REQUIRES_GRAD = 1u << 0, /**< backward computes a gradient for it */
     NB_PARAM = 1u << 1,         /**< owned by an nb_params store; grad is persistent */
+    /** a parameter whose gradient counts as zero, its memory not yet written
+     * (nb_params_clear_grad) */
+    NB_GRAD_CLEARED = 1u << 2,
 };
 
 /** An n-d tensor: a plain struct with public, read-only fields, which never owns its data. */
@@ -66,7 +69,7 @@ typedef struct nb_tensor {
     int64_t stride[NB_MAX_DIMS]; /**< in elements; 0 marks a broadcast dim */
     void *data;                  /**< first element (views point into another tensor's data) */
     struct nb_tensor *grad;      /**< same shape, contiguous; NULL until backward reaches it */
-    uint32_t flags;              /**< NB_REQUIRES_GRAD | NB_PARAM */
+    uint32_t flags;              /**< NB_REQUIRES_GRAD | NB_PARAM | NB_GRAD_CLEARED */
     const char *name;            /**< parameters only: the name it was registered under */
     uint64_t gen;                /**< the tape step an arena tensor belongs to; 0 outside a tape */
 } nb_tensor;
