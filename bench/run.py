@@ -117,8 +117,9 @@ def main():
                         add((arch, threads, part), side, statistics.mean(r[part] for r in epochs))
                     add((arch, threads, "rss_mb"), side, summary["peak_rss_mb"])
             print(f"rep {rep + 1}/{args.reps}, threads {threads} done", file=sys.stderr, flush=True)
-        floor, _ = run_json([os.path.join(args.build, "bench", "bench_vae"), "--gemm-floor", "--threads", "2"], env)
-        add(("mlp", 2, "gemm_floor_ms"), "nabla", floor[0]["gemm_floor_ms"])
+        for threads in (1, 2):
+            floor, _ = run_json([os.path.join(args.build, "bench", "bench_vae"), "--gemm-floor", "--threads", str(threads)], env)
+            add(("mlp", threads, "gemm_floor_ms"), "nabla", floor[0]["gemm_floor_ms"])
         # single layers at the VAE's shapes, forward and backward
         sides = [("nabla", [os.path.join(args.build, "bench", "bench_layers"), "--threads", "2"]),
                  ("torch", ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_layers.py"), "--threads", "2"])]
@@ -204,11 +205,12 @@ def main():
                 row(f"{label}: {pname}", (arch, threads, part), "ms")
             row(f"{label}: peak RSS (timing run)", (arch, threads, "rss_mb"), "MB", "{:.0f}")
     row("MLP VAE: peak RSS (10-epoch run with evaluation)", ("mlp", 2, "rss_full_mb"), "MB", "{:.0f}")
-    fl = results.get(("mlp", 2, "gemm_floor_ms"))
-    st = results.get(("mlp", 2, "step_ms"))
-    if fl and st:
-        w(f"| MLP VAE step against its GEMMs alone (dnnl_sgemm, same shapes) | 2 | {med(st['nabla']):.3f} ms | "
-          f"floor {med(fl['nabla']):.3f} ms | {med(st['nabla']) / med(fl['nabla']):.2f} of the floor |")
+    for threads in (1, 2):
+        fl = results.get(("mlp", threads, "gemm_floor_ms"))
+        st = results.get(("mlp", threads, "step_ms"))
+        if fl and st:
+            w(f"| MLP VAE step against its GEMMs alone (dnnl_sgemm, same shapes) | {threads} | {med(st['nabla']):.3f} ms | "
+              f"floor {med(fl['nabla']):.3f} ms | {med(st['nabla']) / med(fl['nabla']):.2f} of the floor |")
     s1, s2 = results.get(("mlp", 1, "step_ms")), results.get(("mlp", 2, "step_ms"))
     if s1 and s2:
         w(f"| MLP VAE step, 1 thread / 2 threads | 1→2 | {med(s1['nabla']) / med(s2['nabla']):.2f}x | "
