@@ -359,6 +359,17 @@ static void test_images(void)
         for (int p = 0; p < 6; p++) good &= xf[e * 6 + p] == (float)(px[idx[e] * 6 + p] / 255.0);
     ok(good, "f32 (3, 6): pixel / 255, rows in idx order");
 
+    /* every byte, in a row long enough for the vector loop and a ragged tail */
+    uint8_t all[263];
+    float xa[263];
+    for (int p = 0; p < 263; p++) all[p] = (uint8_t)(p % 256);
+    nb_dataset da = {.n = 1, .channels = 1, .rows = 1, .cols = 263, .images = all};
+    nb_tensor_wrap(&x, NB_F32, NB_SHAPE(1, 263), xa);
+    nb_dataset_images(&da, (const int64_t[]){0}, 1, &x, NB_BIN_NONE, NULL);
+    good = 1;
+    for (int p = 0; p < 263; p++) good &= xa[p] == (float)(all[p] / 255.0);
+    ok(good, "f32: all 256 bytes / 255 as the double quotient rounded to float");
+
     double xd[3 * 6];
     nb_tensor_wrap(&x, NB_F64, NB_SHAPE(3, 1, 2, 3), xd);
     nb_dataset_images(&ds, idx, 3, &x, NB_BIN_NONE, NULL);
