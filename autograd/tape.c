@@ -564,6 +564,12 @@ nb_tensor *nb_op_apply(nb_tape *tp, const nb_op_def *op, nb_node *n)
     return out;
 }
 
+int nb_op_needs_grad(const nb_tape *tp, const nb_node *n, int i)
+{
+    return tp && n && tp->grad_on && n->op && n->op->backward && i >= 0 && i < n->nin && n->in[i] &&
+           (n->in[i]->flags & NB_REQUIRES_GRAD);
+}
+
 nb_tensor *nb__grad_fresh(nb_tape *tp, nb_tensor *t, int *fresh)
 {
     *fresh = 0;

@@ -203,15 +203,15 @@ static inline vec v_log1p(vec x) { return VSEL_GT(x, LOG1P_MAX, VLOG1P(x), VLOG(
 static inline vec v_sigmoid(vec x) { return (real)1 / ((real)1 + VEXP(-x)); }
 /* log(1 + exp(-|x|)) never overflows; softplus and log-sigmoid add the linear part back. */
 #if NB_ISA_ID == 0 || NB_TMPL_F64
-static inline vec v_log1pexp_neg_abs(vec x) { return VLOG1P(VEXP(-VABS(x))); }
+static inline vec v_log1p_small(vec e) { return VLOG1P(e); }
 #else
 /* In f32, log1p of e = exp(-|x|) in (0, 1] as 2·atanh(s), s = e / (2 + e) in (0, 1/3]: the odd
  * series 2s + 2s·s²(1/3 + s²/5 + ... + s¹²/15) leaves under 2^-28 relative, with no range
  * reduction, and its leading term 2s carries the rounding. SLEEF's log1pf covers all of
  * [-1, inf) in double-float arithmetic and was a tenth of an importance-sampling run. */
-static inline vec v_log1pexp_neg_abs(vec x)
+static inline vec v_log1p_small(vec e)
 {
-    const vec e = VEXP(-VABS(x)), t = (real)2 * (e / ((real)2 + e)), s2 = (real)0.25 * t * t;
+    const vec t = (real)2 * (e / ((real)2 + e)), s2 = (real)0.25 * t * t;
     vec q = vzero + (real)(1.0 / 15);
     q = VFMA(q, s2, vzero + (real)(1.0 / 13));
     q = VFMA(q, s2, vzero + (real)(1.0 / 11));
@@ -222,6 +222,8 @@ static inline vec v_log1pexp_neg_abs(vec x)
     return VFMA(t * s2, q, t);
 }
 #endif
+/* log1p(e) for e = exp(-|x|) in (0, 1]: the f32 SIMD builds' series above */
+static inline vec v_log1pexp_neg_abs(vec x) { return v_log1p_small(VEXP(-VABS(x))); }
 /* The standard normal CDF through erfc: 1 + erf(x) would cancel for negative x. */
 static inline vec v_phi_cdf(vec x) { return (real)0.5 * VERFC(-x * (real)M_SQRT1_2); }
 
@@ -423,6 +425,36 @@ DIVIDER_BOUND static void o_adagrad(int64_t n, void *P, void *G, void *S, const 
     }
 }
 
+/* BCE with logits a and targets b: y its terms, exactly as the BCE kernel makes them, and d the
+ * logits' derivative σ(a) - b from the same e = exp(-|a|): σ(a) = 1 / (1 + e) for a > 0, and
+ * e / (1 + e) otherwise. A training forward keeps d, and the backward makes no exp of its own. */
+static inline void v_bce2(vec x, vec t, vec *terms, vec *d)
+{
+    const vec e = VEXP(-VABS(x)), r = (real)1 / ((real)1 + e);
+    *terms = VMAX(x, vzero) - x * t + v_log1p_small(e);
+    *d = VSEL_GT(x, (real)0, e * r, r) - t;
+}
+
+static void o_bce2(int64_t n, void *Y, void *D, const void *A, const void *B)
+{
+    real *y = Y, *d = D;
+    const real *a = A, *b = B;
+    vec tv, dv;
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        v_bce2(vld(a + i), vld(b + i), &tv, &dv);
+        vst(y + i, tv), vst(d + i, dv);
+    }
+    if (i < n) { /* the tail zero-padded, as MAP's */
+        real ta[VL] = {0}, tb[VL] = {0}, ty[VL], td[VL];
+        const size_t rest = (size_t)(n - i) * sizeof(real);
+        memcpy(ta, a + i, rest), memcpy(tb, b + i, rest);
+        v_bce2(vld(ta), vld(tb), &tv, &dv);
+        vst(ty, tv), vst(td, dv);
+        memcpy(y + i, ty, rest), memcpy(d + i, td, rest);
+    }
+}
+
 void FILL_FN(nb_kernel_table *k)
 {
     k->isa = STR(ISA);
@@ -436,4 +468,5 @@ void FILL_FN(nb_kernel_table *k)
     k->sgd = o_sgd;
     k->adam = o_adam;
     k->adagrad = o_adagrad;
+    k->bce2 = o_bce2;
 }

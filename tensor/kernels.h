@@ -44,6 +44,8 @@ typedef struct nb_kernel_table {
     void (*sgd)(int64_t n, void *p, void *g, void *buf, const nb_optim_args *a);
     void (*adam)(int64_t n, void *p, void *g, void *m, void *v, const nb_optim_args *a);
     void (*adagrad)(int64_t n, void *p, void *g, void *sum, const nb_optim_args *a);
+    /* BCE with logits a, targets b: y = its terms (as NB_EW_BCE), d = sigmoid(a) - b, one exp */
+    void (*bce2)(int64_t n, void *y, void *d, const void *a, const void *b);
 } nb_kernel_table;
 
 extern const char *const nb_ew_names[NB_EW_COUNT];

@@ -216,6 +216,44 @@ static void check_optimizers(nb_dtype dt, const nb_kernel_table *ref, const nb_k
 /* nb_ew_rowsum against nb_ew then nb_ew_reduce: bit-identical, whatever the row length (vector
  * tails), with a second input shared by every row (row stride 0), and refused (0) where a row is
  * not dense or too long for its buffer. */
+/* BCE's two-output kernel: its terms are the BCE kernel's, bit for bit, in each build; its
+ * derivative σ(a) - b is within 4 ulp (of max(1, |b|)) of the reference's and of the one the
+ * SIGMOID kernel gives */
+static void check_bce2(nb_dtype dt, const nb_kernel_table *ref, const nb_kernel_table *simd)
+{
+    const size_t es = nb_dtype_size(dt);
+    unsigned seed = 777u + (unsigned)dt;
+    double a[MAXN], b[MAXN], y[2][MAXN], d[2][MAXN], t[MAXN], sg[MAXN];
+    int same = 1;
+    double worst = 0, worst_sig = 0;
+    for (int rep = 0; rep < 8; rep++) {
+        const int n = rep < 4 ? 1 + 13 * rep : MAXN - rep;
+        fill(dt, a, n, &seed, rep & 1);
+        for (int i = 0; i < n; i++) { /* targets in [0, 1] */
+            const double v = (double)rand_r(&seed) / RAND_MAX;
+            dt == NB_F64 ? (void)(((double *)b)[i] = v) : (void)(((float *)b)[i] = (float)v);
+        }
+        for (int side = 0; side < 2; side++) {
+            const nb_kernel_table *k = side ? simd : ref;
+            k->bce2(n, y[side], d[side], a, b);
+            k->ew[NB_EW_BCE](n, t, a, b, NULL, NULL);
+            for (int i = 0; i < n; i++)
+                same &= !memcmp((char *)t + i * es, (char *)y[side] + i * es, es) || (isnan(get(dt, t, i)) && isnan(get(dt, y[side], i)));
+        }
+        ref->ew[NB_EW_SIGMOID](n, sg, a, NULL, NULL, NULL);
+        for (int i = 0; i < n; i++) {
+            const double sc = fmax(1, fabs(get(dt, b, i)));
+            const double e = ulp_err(dt, get(dt, d[1], i), get(dt, d[0], i), sc);
+            const double es2 = ulp_err(dt, get(dt, d[0], i), get(dt, sg, i) - get(dt, b, i), sc);
+            if (!(e <= worst)) worst = e;
+            if (!(es2 <= worst_sig)) worst_sig = es2;
+        }
+    }
+    ok(same, "%s %s bce2: terms bit-identical to the BCE kernel's", simd->isa, nb_dtype_name(dt));
+    ok(worst <= 4 && worst_sig <= 4, "%s %s bce2: sigmoid(a) - b within %.2f ulp of the reference, %.2f of the SIGMOID kernel's",
+       simd->isa, nb_dtype_name(dt), worst, worst_sig);
+}
+
 static void check_rowsum(nb_dtype dt)
 {
     static const nb_ew_id ids[] = {NB_EW_BCE, NB_EW_KL, NB_EW_SQDIFF, NB_EW_SOFTPLUS};
@@ -273,6 +311,7 @@ int main(void)
             for (int id = 0; id < NB_EW_COUNT; id++) check_kernel((nb_dtype)dt, ref, simd, (nb_ew_id)id);
             check_reductions((nb_dtype)dt, ref, simd);
             check_optimizers((nb_dtype)dt, ref, simd);
+            check_bce2((nb_dtype)dt, ref, simd);
         }
     }
     check_rowsum(NB_F32);

@@ -124,6 +124,10 @@ NB_API nb_tensor *nb_op_grad(nb_tape *tp, const nb_node *n, int i);
  * element, as nothing zeroed it; 0 when it must add, as with nb_op_grad.
  * @return as nb_op_grad; *fresh is 0 whenever the result is NULL. */
 NB_API nb_tensor *nb_op_grad_fresh(nb_tape *tp, const nb_node *n, int i, int *fresh);
+/** In forward: 1 when input i's gradient will be asked of this node's backward (the tape records
+ * gradients, the input requires one and the op has a backward), so that a forward can skip what
+ * only that gradient needs (evaluation runs with gradients off); 0 otherwise. */
+NB_API int nb_op_needs_grad(const nb_tape *tp, const nb_node *n, int i);
 /** Tape memory for a step (64-byte aligned, uninitialised), freed by nb_tape_reset: what forward
  * saves for backward, scratch buffers. NULL with the tape's error set when out of memory.
  * @note The tape owns the memory: never free it; it is gone at nb_tape_reset or nb_tape_free. */
