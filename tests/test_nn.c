@@ -508,6 +508,46 @@ static void test_clear_grad(void)
     for (int s = 0; s < 2; s++) nb_optim_free(o[s]), nb_params_free(ps[s]);
 }
 
+/* nb_op_needs_grad in a forward: 1 only for an input that requires a gradient on a tape that
+ * records them. BCE's per-example loss takes its two-output path then, with the same values. */
+static int probe_seen[2];
+static nb_status probe_fwd(nb_tape *tp, nb_node *n)
+{
+    probe_seen[0] = nb_op_needs_grad(tp, n, 0), probe_seen[1] = nb_op_needs_grad(tp, n, 1);
+    nb_fill(n->out, 0.0);
+    return NB_OK;
+}
+static nb_status probe_bwd(nb_tape *tp, nb_node *n) { (void)tp, (void)n; return NB_OK; }
+
+static void test_needs_grad(void)
+{
+    static const nb_op_def probe = {.name = "probe", .forward = probe_fwd, .backward = probe_bwd};
+    nb_tape *tp = nb_tape_new();
+    nb_rng r = nb_rng_seed(3);
+    nb_tensor *x = nb_requires_grad(nb_randn(tp, &r, NB_F32, NB_SHAPE(4, 6))), *c = nb_randn(tp, &r, NB_F32, NB_SHAPE(4, 6));
+    nb_op_apply(tp, &probe, &(nb_node){.nin = 2, .in = {x, c}});
+    const int on0 = probe_seen[0], on1 = probe_seen[1];
+    nb_tape_set_grad(tp, 0);
+    nb_op_apply(tp, &probe, &(nb_node){.nin = 2, .in = {x, c}});
+    ok(on0 == 1 && on1 == 0 && probe_seen[0] == 0 && probe_seen[1] == 0 && !nb_op_needs_grad(NULL, NULL, 0),
+       "nb_op_needs_grad: 1 for the input that requires a gradient, 0 for a constant and with gradients off");
+
+    nb_tensor *t = nb_uniform(tp, &r, NB_F32, NB_SHAPE(4, 6), 0, 1);
+    nb_tensor *off = nb_bce_logits(tp, x, t, NB_REDUCE_NONE);
+    nb_tape_set_grad(tp, 1);
+    nb_tensor *on = nb_bce_logits(tp, x, t, NB_REDUCE_NONE);
+    int back = off && on && !nb_backward(tp, nb_sum_all(tp, on)) && x->grad;
+    double worst = 0;
+    for (int i = 0; back && i < 24; i++) { /* d/dl of Σ BCE = σ(l) - t */
+        const double l = ((float *)x->data)[i], tt = ((float *)t->data)[i];
+        worst = fmax(worst, fabs(((float *)x->grad->data)[i] - (1 / (1 + exp(-l)) - tt)));
+    }
+    ok(back && !memcmp(off->data, on->data, 4 * sizeof(float)) && worst < 1e-6,
+       "bce_logits per example: the same values with gradients on (sigmoid(l) - t kept) and off; "
+       "the gradient within %.1e of sigmoid(l) - t", worst);
+    nb_tape_free(tp);
+}
+
 int main(void)
 {
     test_conv_vs_reference();
@@ -522,5 +562,6 @@ int main(void)
     test_init();
     test_optim_guard();
     test_clear_grad();
+    test_needs_grad();
     return tap_done();
 }
