@@ -219,7 +219,7 @@ def main():
         w("")
         w(f"Precision, 1 thread, ms per MLP VAE training step (median). bf16: Linear products on bf16 inputs, "
           f"f32 accumulation, weights, optimizer and loss; PyTorch: `torch.autocast('cpu', dtype=torch.bfloat16)`. "
-          f"The FMA peak of one core, measured by bench_peak: {peak:.0f} GFLOP/s.")
+          f"The FMA peak of one core, measured by bench_peak: {peak:.1f} GFLOP/s.")
         w("")
         w("| model, batch | nabla f32 | nabla bf16 | bf16 speed-up | PyTorch f32 | PyTorch autocast | nabla/PyTorch f32 | nabla/PyTorch bf16 | nabla f32 GFLOP/s (% of peak) |")
         w("|---|---|---|---|---|---|---|---|---|")
@@ -233,7 +233,7 @@ def main():
             nf, nbf, tf, tb = med(f["nabla"]), med(b["nabla"]), med(f["torch"]), med(b["torch"])
             rate = flop / (nf * 1e-3) * 1e-9
             w(f"| 784-{hidden}-20, {batch} | {nf:.2f} | {nbf:.2f} | {nf / nbf:.2f}x | {tf:.2f} | {tb:.2f} | "
-              f"{nf / tf:.2f} | {nbf / tb:.2f} | {rate:.0f} ({100 * rate / peak:.0f}%) |")
+              f"{nf / tf:.2f} | {nbf / tb:.2f} | {rate:.1f} ({100 * rate / peak:.1f}%) |")
     if any(k[0] == "is" for k in results):
         w("")
         w(f"Importance-sampled log p(x) of the first {args.is_images} test images (`nabla evaluate`'s "

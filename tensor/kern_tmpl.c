@@ -201,7 +201,8 @@ static inline vec v_log1p(vec x) { return VLOG1P(x); }
 static inline vec v_log1p(vec x) { return VSEL_GT(x, LOG1P_MAX, VLOG1P(x), VLOG(x)); }
 #endif
 static inline vec v_sigmoid(vec x) { return (real)1 / ((real)1 + VEXP(-x)); }
-/* log(1 + exp(-|x|)) never overflows; softplus and log-sigmoid add the linear part back. */
+/* log1p(e) for e = exp(-|x|) in (0, 1]: log(1 + exp(-|x|)) never overflows; softplus and
+ * log-sigmoid add the linear part back, and BCE's two-output kernel shares e with σ. */
 #if NB_ISA_ID == 0 || NB_TMPL_F64
 static inline vec v_log1p_small(vec e) { return VLOG1P(e); }
 #else
@@ -222,7 +223,6 @@ static inline vec v_log1p_small(vec e)
     return VFMA(t * s2, q, t);
 }
 #endif
-/* log1p(e) for e = exp(-|x|) in (0, 1]: the f32 SIMD builds' series above */
 static inline vec v_log1pexp_neg_abs(vec x) { return v_log1p_small(VEXP(-VABS(x))); }
 /* The standard normal CDF through erfc: 1 + erf(x) would cancel for negative x. */
 static inline vec v_phi_cdf(vec x) { return (real)0.5 * VERFC(-x * (real)M_SQRT1_2); }
