@@ -126,58 +126,13 @@ static const dnnl_memory_desc_t *prim_md_of(const dnn_arg *a)
 
 /* One input of a call: its data, and optionally an argument of an earlier primitive that already
  * holds that data reordered (the forward's source for backward-weights, say): when both want the
- * same layout the reorder is skipped. prim_data: the data already in the primitive's layout (an
- * earlier convolution's output, conv_twins), taken as it is. */
+ * same layout the reorder is skipped. */
 typedef struct exec_in {
     int kind;
     dnn_arg *arg;
     const void *data;
     const dnn_arg *have;
-    const void *prim_data;
 } exec_in;
-
-/* The forward's outputs in their primitive's layout, by the tensor whose values they are: a
- * convolution whose input is an earlier one's output takes it as it is, without a reorder to
- * NCHW and back (the conv VAE's encoder: one reorder of 128x32x14x14 a step). An entry holds for
- * its tensor's step (gen); the layout is compared before use. */
-enum { TWIN_N = 4 };
-typedef struct conv_twins {
-    struct {
-        const void *data;
-        int64_t n;
-        uint64_t gen;
-        dnnl_memory_desc_t md;
-        void *buf;
-    } e[TWIN_N];
-    int next;
-} conv_twins;
-
-/* NULL when it cannot be had: every convolution then reorders its input (a failed cache add is
- * the tape's error) */
-static conv_twins *twins_of(nb_tape *tp)
-{
-    static const char key[] = "nb_conv layouts of outputs";
-    conv_twins *t = nb_tape_cache_find(tp, key, sizeof key);
-    if (!t && (t = calloc(1, sizeof *t)) && nb_tape_cache_add(tp, key, sizeof key, t, free)) t = NULL;
-    return t;
-}
-
-static void twin_put(conv_twins *t, const nb_tensor *y, const dnnl_memory_desc_t *md, void *buf)
-{
-    if (!t || !y->gen || !md || !buf) return;
-    t->e[t->next].data = y->data, t->e[t->next].n = nb_numel(y), t->e[t->next].gen = y->gen;
-    t->e[t->next].md = *md, t->e[t->next].buf = buf;
-    t->next = (t->next + 1) % TWIN_N;
-}
-
-static const void *twin_get(const conv_twins *t, const nb_tensor *x, const dnnl_memory_desc_t *want)
-{
-    for (int i = 0; t && x->gen && want && i < TWIN_N; i++)
-        if (t->e[i].gen == x->gen && t->e[i].data == x->data && t->e[i].n == nb_numel(x) &&
-            dnnl_memory_desc_equal(&t->e[i].md, want))
-            return t->e[i].buf;
-    return NULL;
-}
 
 typedef struct conv_prims {
     int has_bias, bwd_tried;
@@ -414,9 +369,6 @@ static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a, int keep)
     return buf ? dnnl_memory_set_data_handle(a->prim, buf) : dnnl_out_of_memory;
 }
 
-/* execute's keep: the reordered inputs, or the outputs' own-layout buffers, for the step */
-enum { KEEP_IN = 1, KEEP_OUT = 2 };
-
 static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scratch, int keep, int nin,
                              const exec_in *in, int nout, const int *out_kind, dnn_arg **out, void **out_data)
 {
@@ -438,18 +390,13 @@ static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scra
             continue;
         }
         TRY(dnnl_memory_set_data_handle(a->user, (void *)in[i].data));
-        if (in[i].prim_data && a->prim != a->user) {
-            TRY(dnnl_memory_set_data_handle(a->prim, (void *)in[i].prim_data));
-            args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
-            continue;
-        }
-        TRY(bind_prim(tp, a, keep & KEEP_IN));
+        TRY(bind_prim(tp, a, keep));
         TRY(run_reorder(a, 0));
         args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
     }
     for (int i = 0; i < nout; i++) {
         TRY(dnnl_memory_set_data_handle(out[i]->user, out_data[i]));
-        TRY(bind_prim(tp, out[i], keep & KEEP_OUT));
+        TRY(bind_prim(tp, out[i], 0));
         args[k++] = (dnnl_exec_arg_t){out_kind[i], out[i]->prim};
     }
     TRY(dnnl_primitive_execute(p, stream, k, args));
@@ -530,20 +477,14 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
     if (!(aux->prims = prims_for(tp, n))) return nb_tape_status(tp);
     conv_prims *c = aux->prims;
     aux->seq = ++c->fwd_seq;
-    /* the output's own-layout buffer is kept for a later convolution when it holds y's values:
-     * not after a transposed convolution's own bias and ReLU, nor in bf16, whose inputs differ */
-    conv_twins *tw = aux->bf16 ? NULL : twins_of(tp);
-    const int twin = tw && c->f_dst.prim != c->f_dst.user && (!transposed || (!b && !aux->relu));
-    const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL, twin_get(tw, x, prim_md_of(&c->f_src))},
-                           {DNNL_ARG_WEIGHTS, &c->f_wei, w->data, NULL, NULL},
-                           {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL, NULL}};
+    const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL},
+                           {DNNL_ARG_WEIGHTS, &c->f_wei, w->data, NULL},
+                           {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL}};
     dnn_arg *out[1] = {&c->f_dst};
     void *out_data[1] = {y->data};
-    dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, KEEP_IN | (twin ? KEEP_OUT : 0), b && !transposed ? 3 : 2,
-                               in, 1, (const int[]){DNNL_ARG_DST}, out, out_data);
+    dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, 1, b && !transposed ? 3 : 2, in, 1,
+                               (const int[]){DNNL_ARG_DST}, out, out_data);
     if (st) return dnn_fail(tp, n, "forward", st);
-    void *own = NULL;
-    if (twin && !dnnl_memory_get_data_handle(c->f_dst.prim, &own)) twin_put(tw, y, prim_md_of(&c->f_dst), own);
     /* oneDNN 2.6 adds a deconvolution's bias in a slow pass of its own and runs its ReLU post-op
      * 6x slower than the deconvolution: both run here (the conv VAE's forward at 1 thread: 16.4
      * -> 12.7 ms a step with the bias here, the same losses) */
@@ -597,8 +538,8 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
     /* still in the forward's reordered buffers when no other forward used these primitives since */
     const int fresh = aux->seq == c->fwd_seq;
     if (gx) {
-        const exec_in in[2] = {{DNNL_ARG_DIFF_DST, &c->d_ddst, gy->data, NULL, NULL},
-                               {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL, NULL}};
+        const exec_in in[2] = {{DNNL_ARG_DIFF_DST, &c->d_ddst, gy->data, NULL},
+                               {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL}};
         dnn_arg *out[1] = {&c->d_dsrc};
         void *out_data[1] = {gx->data};
         if ((st = execute(tp, c->bwd_data, c->d_scratch, 0, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
@@ -611,8 +552,8 @@ static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
         void *tw = gw ? gw->data : nb_op_scratch(tp, (size_t)nb_numel(w) * sizeof(float));
         void *tb = !c->has_bias ? NULL : gb ? gb->data : nb_op_scratch(tp, (size_t)nb_numel(n->in[2]) * sizeof(float));
         if (!tw || (c->has_bias && !tb)) return;
-        const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL, NULL},
-                               {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL, NULL}};
+        const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL},
+                               {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
         dnn_arg *out[2] = {&c->w_dwei, &c->w_dbias};
         void *out_data[2] = {tw, tb};
         st = execute(tp, c->bwd_wei, c->w_scratch, 0, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,

@@ -548,40 +548,6 @@ static void test_needs_grad(void)
     nb_tape_free(tp);
 }
 
-/* Two convolutions in a row: the second takes the first's output in oneDNN's layout as it is
- * (conv_twins). The same chain through a ×1 scale between them (another tensor, so the
- * second reorders) must give the same bits, forward and backward. */
-static void test_conv_chain(void)
-{
-    nb_params *ps = nb_params_new(NB_F32);
-    nb_rng r = nb_rng_seed(11);
-    nb_conv_layer c1, c2;
-    nb_conv2d_init(&c1, ps, "c1", 1, 32, 4, nb_conv(2, 1), 1, &r);
-    nb_conv2d_init(&c2, ps, "c2", 32, 64, 4, nb_conv(2, 1), 1, &r);
-    nb_tape *tp = nb_tape_new();
-    float *out[2] = {NULL, NULL}, *grad[2] = {NULL, NULL};
-    const int64_t nw = nb_numel(c1.weight), no = 16 * 64 * 7 * 7;
-    for (int side = 0; side < 2; side++) {
-        nb_tape_reset(tp);
-        nb_params_zero_grad(ps);
-        nb_rng rx = nb_rng_seed(5);
-        nb_tensor *x = nb_uniform(tp, &rx, NB_F32, NB_SHAPE(16, 1, 28, 28), 0, 1);
-        nb_tensor *h = nb_conv_relu_fwd(tp, &c1, x);
-        nb_tensor *y = nb_conv_relu_fwd(tp, &c2, side ? nb_scale(tp, h, 1.0) : h);
-        if (!y || nb_backward(tp, nb_sum_all(tp, nb_square(tp, y)))) break;
-        out[side] = malloc((size_t)no * sizeof(float)), grad[side] = malloc((size_t)nw * sizeof(float));
-        memcpy(out[side], y->data, (size_t)no * sizeof(float));
-        memcpy(grad[side], c1.weight->grad->data, (size_t)nw * sizeof(float));
-    }
-    ok(out[0] && out[1] && !memcmp(out[0], out[1], (size_t)no * sizeof(float)) &&
-           !memcmp(grad[0], grad[1], (size_t)nw * sizeof(float)),
-       "conv2d_relu -> conv2d_relu: the second taking the first's output in oneDNN's layout gives the same "
-       "output and first-layer gradient, bit for bit");
-    free(out[0]), free(out[1]), free(grad[0]), free(grad[1]);
-    nb_tape_free(tp);
-    nb_params_free(ps);
-}
-
 int main(void)
 {
     test_conv_vs_reference();
@@ -597,6 +563,5 @@ int main(void)
     test_optim_guard();
     test_clear_grad();
     test_needs_grad();
-    test_conv_chain();
     return tap_done();
 }
