@@ -137,7 +137,6 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
     return st;
 }
 
-/* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy, with gy first masked where a fused ReLU was off */
 /* Input i's gradient for a GEMM over an inner size k: *acc 0 when the GEMM is to write it (the
  * gradient's first use: neither zero-filled nor read), 1 when it is to add into it. */
 static nb_tensor *grad_for_gemm(nb_tape *tp, const nb_node *n, int i, int64_t k, int *acc)
@@ -148,6 +147,7 @@ static nb_tensor *grad_for_gemm(nb_tape *tp, const nb_node *n, int i, int64_t k,
     return g;
 }
 
+/* gx += gy·w, gw += gyᵀ·x, gb += Σ_rows gy, with gy first masked where a fused ReLU was off */
 static nb_status bwd_linear(nb_tape *tp, nb_node *n)
 {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL, *gy = n->out->grad, masked;
