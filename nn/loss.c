@@ -79,31 +79,16 @@ static nb_tensor *loss_op(nb_tape *tp, const nb_op_def *op, int nin, nb_tensor *
 }
 
 /* BCE per example when the logits' gradient will be asked: each row's terms summed as they are
- * made (as nb_ew_rowsum does, the same bits), and σ(l) - t kept for the backward, both from one
- * exp (BCE forward and backward took 0.21 ms of a 1-thread MLP VAE step, 0.11 so). Returns 0
- * when the shapes do not suit (the caller takes the general path), else 1 with *st set. */
-enum { BCE_ROW_BYTES = 1 << 15, BCE_PAR_MIN = 1 << 15 };
-
+ * made, and σ(l) - t kept for the backward, both from one exp (nb_ew_rowsum_bce; BCE forward
+ * and backward took 0.21 ms of a 1-thread MLP VAE step, 0.11 so). Returns 0 when the layout does
+ * not suit (the caller takes the general path), else 1 with *st set. */
 static int bce_rows_with_grad(nb_tape *tp, nb_node *n, nb_status *st)
 {
     const nb_tensor *l = n->in[0], *t = n->in[1];
-    const size_t es = nb_dtype_size(l->dtype);
-    const int64_t rows = l->ndim ? l->shape[0] : 0, inner = rows ? nb_numel(l) / rows : 0;
-    if (n->out->ndim != 1 || !nb_op_needs_grad(tp, n, 0) || !nb_is_contiguous(l) || !nb_is_contiguous(t) ||
-        (size_t)inner * es > BCE_ROW_BYTES)
-        return 0;
+    if (n->out->ndim != 1 || !nb_op_needs_grad(tp, n, 0) || !nb_ew_rowsum_ok(NB_EW_BCE, n->out, l, t)) return 0;
     nb_tensor *d = terms_buffer(tp, l);
     if (!d) return *st = nb_tape_status(tp), 1;
-    const nb_kernel_table *k = nb_kernels(l->dtype);
-    const size_t row = (size_t)inner * es;
-    nb_fill(n->out, 0.0);
-#pragma omp parallel for schedule(static) if (rows * inner >= BCE_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        _Alignas(64) char buf[BCE_ROW_BYTES];
-        k->bce2(inner, buf, (char *)d->data + r * row, (const char *)l->data + r * row,
-                (const char *)t->data + r * row);
-        k->sum(inner, buf, (char *)n->out->data + r * (int64_t)es);
-    }
+    nb_ew_rowsum_bce(n->out, d->data, l, t);
     n->saved = d;
     *st = NB_OK;
     return 1;
@@ -111,6 +96,8 @@ static int bce_rows_with_grad(nb_tape *tp, nb_node *n, nb_status *st)
 
 /* Its backward: each row of the logits' gradient is the kept σ(l) - t times the row's upstream
  * gradient, written on first use (a broadcast operand through nb_ew took 0.09 ms a step). */
+enum { BCE_PAR_MIN = 1 << 15 };
+
 static void bce_rows_grad(nb_tape *tp, nb_node *n, double s)
 {
     const nb_tensor *d = n->saved, *gy = n->out->grad;
@@ -156,8 +143,9 @@ static nb_status bwd_loss(nb_tape *tp, nb_node *n)
     const double s = n->s[0];
     const nb_ew_id kernel = *(const nb_ew_id *)n->op->data;
     nb_tensor g = upstream(n, n->in[0]);
-    if (kernel == NB_EW_BCE && n->saved) bce_rows_grad(tp, n, s);
-    nb_tensor *g0 = kernel == NB_EW_BCE && n->saved ? NULL : nb_op_grad(tp, n, 0), *g1 = nb_op_grad(tp, n, 1);
+    const int kept = kernel == NB_EW_BCE && n->saved; /* σ(l) - t, by the forward */
+    if (kept) bce_rows_grad(tp, n, s);
+    nb_tensor *g0 = kept ? NULL : nb_op_grad(tp, n, 0), *g1 = nb_op_grad(tp, n, 1);
     switch (kernel) {
     case NB_EW_BCE: /* d/dl = σ(l) - t (kept by the forward: above), d/dt = -l */
         if (g0) nb_ew(NB_EW_ACC_BCEB, g0, &g, n->in[0], n->in[1], s, 0);

@@ -269,24 +269,49 @@ static int rows_dense(const nb_tensor *t)
     return 1;
 }
 
-int nb_ew_rowsum(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b)
+enum { ROW_BUF_BYTES = 1 << 15 }; /* a row's terms, in L1 */
+
+int nb_ew_rowsum_ok(nb_ew_id id, const nb_tensor *y, const nb_tensor *a, const nb_tensor *b)
 {
-    enum { BUF_BYTES = 1 << 15 }; /* a row's terms, in L1 */
     const size_t es = nb_dtype_size(a->dtype);
     const int64_t rows = a->ndim ? a->shape[0] : 1, inner = rows ? nb_numel(a) / rows : 0;
-    if (a->ndim < 1 || nb_ew_arity[id] != 1 + (b != NULL) || nb_numel(y) != rows || !nb_is_contiguous(y) ||
-        !rows_dense(a) || (b && (!nb_same_shape(a, b) || !rows_dense(b))) || (size_t)inner * es > BUF_BYTES)
-        return 0;
+    return a->ndim >= 1 && nb_ew_arity[id] == 1 + (b != NULL) && nb_numel(y) == rows && nb_is_contiguous(y) &&
+           rows_dense(a) && (!b || (nb_same_shape(a, b) && rows_dense(b))) && (size_t)inner * es <= ROW_BUF_BYTES;
+}
+
+/* The rows' sums of kernel id, or with d (BCE only) its bce2: the terms and, row r at
+ * d + r·inner, σ(a) - b */
+static void rowsum_run(nb_ew_id id, nb_tensor *y, void *d, const nb_tensor *a, const nb_tensor *b)
+{
+    const size_t es = nb_dtype_size(a->dtype);
+    const int64_t rows = a->shape[0], inner = rows ? nb_numel(a) / rows : 0;
     const nb_kernel_table *k = nb_kernels(a->dtype);
     const nb_ew_fn f = k->ew[id];
     const int64_t sa = a->stride[0] * (int64_t)es, sb = b ? b->stride[0] * (int64_t)es : 0;
     nb_fill(y, 0.0);
 #pragma omp parallel for schedule(static) if (rows * inner >= PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
-        _Alignas(64) char buf[BUF_BYTES];
-        f(inner, buf, (const char *)a->data + r * sa, b ? (const char *)b->data + r * sb : NULL, NULL, NULL);
+        _Alignas(64) char buf[ROW_BUF_BYTES];
+        const char *ar = (const char *)a->data + r * sa, *br = b ? (const char *)b->data + r * sb : NULL;
+        if (d)
+            k->bce2(inner, buf, (char *)d + (size_t)(r * inner) * es, ar, br);
+        else
+            f(inner, buf, ar, br, NULL, NULL);
         k->sum(inner, buf, (char *)y->data + r * (int64_t)es);
     }
+}
+
+int nb_ew_rowsum(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b)
+{
+    if (!nb_ew_rowsum_ok(id, y, a, b)) return 0;
+    rowsum_run(id, y, NULL, a, b);
+    return 1;
+}
+
+int nb_ew_rowsum_bce(nb_tensor *y, void *d, const nb_tensor *a, const nb_tensor *b)
+{
+    if (!nb_ew_rowsum_ok(NB_EW_BCE, y, a, b)) return 0;
+    rowsum_run(NB_EW_BCE, y, d, a, b);
     return 1;
 }
 

@@ -82,6 +82,11 @@ void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumu
  * result equals nb_ew then nb_ew_reduce on any thread count. Rows run on parallel threads.
  * Returns 0, having done nothing, when the layout does not qualify (rows over 32 KB, say). */
 int nb_ew_rowsum(nb_ew_id id, nb_tensor *y, const nb_tensor *a, const nb_tensor *b);
+/* 1 when nb_ew_rowsum would take these (and nb_ew_rowsum_bce, for NB_EW_BCE). */
+int nb_ew_rowsum_ok(nb_ew_id id, const nb_tensor *y, const nb_tensor *a, const nb_tensor *b);
+/* nb_ew_rowsum(NB_EW_BCE, y, a, b), the same bits, and beside it d = sigmoid(a) - b (the logits'
+ * derivative) from the same exp, contiguous in a's shape: the table's bce2. 0 as nb_ew_rowsum. */
+int nb_ew_rowsum_bce(nb_tensor *y, void *d, const nb_tensor *a, const nb_tensor *b);
 
 /* y = v for every element (y contiguous). */
 void nb_fill(nb_tensor *y, double v);
