@@ -79,7 +79,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_is: %s\n", nb_last_error());
         return 1;
     }
-    printf("{\"seconds\": %.4f, \"ll\": %.4f, \"se\": %.4f, \"k\": %d, \"images\": %lld, \"threads\": %d}\n",
+    printf("{\"seconds\": %.4f, \"ll\": %.10f, \"se\": %.10f, \"k\": %d, \"images\": %lld, \"threads\": %d}\n",
            now() - t0, ll, se, k, (long long)images, threads);
     nb_dataset_free(&test);
     if (nb_profile_enabled()) nb_profile_print(stderr); /* NB_PROFILE=1: where the time went */

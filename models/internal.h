@@ -12,6 +12,18 @@ nb_tensor *nb__model_body(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
 /* z = μ + e^{lv/2}·ε: the reparameterisation every stochastic layer uses. */
 nb_tensor *nb__reparam(nb_tape *tp, nb_tensor *mu, nb_tensor *logvar, nb_tensor *eps);
 
+/* A VAE's or CVAE's MLP decoder on z up to its last Linear layer, *last, whose output is the
+ * decoder's (no log-variance head): the input of that layer. NULL, *last untouched, for any other
+ * decoder; NULL with the tape's error when a layer fails. */
+nb_tensor *nb__decode_trunk(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y, const nb_linear_layer **last);
+
+/* −log p(x|z) of a Bernoulli MLP decoder for the k samples of b images, into nll (k·b doubles,
+ * sample-major: row j·b + i against image i of x), from h, the input of its last Linear layer
+ * `last` (nb__decode_trunk), without the logits reaching memory. Returns 0 when the layout does not
+ * suit the row-sum kernel (the tape's path then serves), else 1 with *st the outcome. */
+int nb__bernoulli_nll(const nb_linear_layer *last, const nb_tensor *h, const nb_tensor *x, int64_t b, double *nll,
+                      nb_status *st);
+
 /* x (B, ...) repeated k times in the model's input shape, sample-major: row j·B + i is image i. */
 nb_tensor *nb__repeat(nb_tape *tp, const nb_model *m, nb_tensor *x, int k);
 

@@ -202,6 +202,60 @@ static nb_tensor *shared_target_bce(nb_tape *tp, nb_tensor *logits, const nb_ten
     return y;
 }
 
+/* Rows of logits per block of nb__bernoulli_nll: a block's logits stay in L2 (as Linear's). */
+enum { NLL_BLOCK_BYTES = 1 << 19 };
+
+/* Each block of rows has its logits made (bias, then the GEMM onto it, as nb_linear's blocks) and
+ * summed against the images while in L2, so that a chunk's logits (51 MB for 16k rows of 784)
+ * never reach memory. The blocks run on the threads, each GEMM on one, and their bounds do not
+ * depend on the thread count. */
+int nb__bernoulli_nll(const nb_linear_layer *last, const nb_tensor *h, const nb_tensor *x, int64_t b, double *nll,
+                      nb_status *st)
+{
+    const nb_tensor *w = last->weight, *bias = last->bias;
+    const nb_dtype dt = h->dtype;
+    const size_t es = nb_dtype_size(dt);
+    const int64_t R = nb_dim(h, 0), I = nb_dim(h, 1), O = nb_dim(w, 0);
+    nb_tensor probe_a, probe_y;
+    nb_tensor_wrap(&probe_a, dt, 2, (const int64_t[]){1, O}, h->data);
+    nb_tensor_wrap(&probe_y, dt, 1, (const int64_t[]){1}, h->data);
+    if (w->dtype != dt || x->dtype != dt || !nb_is_contiguous(h) || !nb_is_contiguous(x) || nb_numel(x) != b * O ||
+        !nb_ew_rowsum_ok(NB_EW_BCE, &probe_y, &probe_a, &probe_a))
+        return 0;
+    int64_t blk = NLL_BLOCK_BYTES / (O * (int64_t)es);
+    if (blk < 1) blk = 1;
+    const int64_t nblk = (R + blk - 1) / blk;
+    *st = NB_OK;
+#pragma omp parallel
+    {
+        char *buf = malloc((size_t)(blk * O) * es + (size_t)blk * es); /* logits, then their row sums */
+        nb_status mine = buf ? NB_OK : NB_ERR_NOMEM;
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nblk; k++) {
+            const int64_t r0 = k * blk, n = R - r0 < blk ? R - r0 : blk;
+            if (mine) continue;
+            for (int64_t r = 0; bias && r < n; r++) memcpy(buf + (size_t)(r * O) * es, bias->data, (size_t)O * es);
+            mine = nb_gemm(dt, 0, 1, n, O, I, 1.0, (const char *)h->data + (size_t)(r0 * I) * es, I, w->data, I,
+                           bias ? 1.0 : 0.0, buf, O);
+            char *sums = buf + (size_t)(blk * O) * es;
+            for (int64_t r = 0; !mine && r < n;) { /* runs of rows whose images are consecutive */
+                const int64_t i = (r0 + r) % b, len = n - r < b - i ? n - r : b - i;
+                nb_tensor lt, xt, yt;
+                nb_tensor_wrap(&lt, dt, 2, (const int64_t[]){len, O}, buf + (size_t)(r * O) * es);
+                nb_tensor_wrap(&xt, dt, 2, (const int64_t[]){len, O}, (char *)x->data + (size_t)(i * O) * es);
+                nb_tensor_wrap(&yt, dt, 1, (const int64_t[]){len}, sums);
+                nb_ew_rowsum(NB_EW_BCE, &yt, &lt, &xt);
+                copy_doubles(&yt, nll + r0 + r);
+                r += len;
+            }
+        }
+        free(buf);
+#pragma omp critical
+        if (mine > *st) *st = mine;
+    }
+    return 1;
+}
+
 /* log (1/k) Σ_j w_j per image from the log-weights lw (row j·b + i), in double, into the sums. */
 static void accumulate(const double *lw, int64_t b, int k, double *s, double *s2, int64_t *n)
 {
@@ -268,19 +322,27 @@ nb_status nb_model_log_likelihood(const nb_model *m, const nb_dataset *ds, int64
                                                                      NB_SHAPE(k, b, nb_dim(y, 1)))),
                                        NB_SHAPE(rows, nb_dim(y, 1)))
                           : NULL;
-        nb_tensor *out = nb_model_decode(tp, m, zt, yk);
-        nb_tensor *nll_t = m->cfg.decoder == NB_DEC_BERNOULLI ? shared_target_bce(tp, out, x, b, k) : NULL;
+        const nb_linear_layer *last = NULL;
+        nb_tensor *trunk = m->cfg.decoder == NB_DEC_BERNOULLI ? nb__decode_trunk(tp, m, zt, yk, &last) : NULL;
+        int fused = 0;
+        if (trunk && (fused = nb__bernoulli_nll(last, trunk, x, b, nll, &st)) && st) {
+            st = nb_error(st, "log-likelihood: the decoder's last layer failed (%s)", nb_status_str(st));
+            break;
+        }
+        nb_tensor *out = fused ? NULL : last ? nb_linear_fwd(tp, last, trunk) : nb_model_decode(tp, m, zt, yk);
+        nb_tensor *nll_t = fused ? NULL : m->cfg.decoder == NB_DEC_BERNOULLI ? shared_target_bce(tp, out, x, b, k) : NULL;
         if (!nll_t && out) {
             int64_t xs[NB_MAX_DIMS];
             const int nd = nb_model_input_shape(m, rows, xs);
             nb_tensor *x1 = nb_reshape(tp, x, NB_SHAPE(1, b, D));
             nll_t = nb_model_nll(tp, m, out, nb_reshape(tp, nb_contiguous(tp, nb_expand(tp, x1, NB_SHAPE(k, b, D))), nd, xs));
         }
-        if (!nll_t) {
+        if (!nll_t && !fused) {
             st = tape_error(tp, "log-likelihood");
             break;
         }
-        copy_doubles(zt, z), copy_doubles(mu_t, mu), copy_doubles(lv_t, lv), copy_doubles(nll_t, nll);
+        copy_doubles(zt, z), copy_doubles(mu_t, mu), copy_doubles(lv_t, lv);
+        if (!fused) copy_doubles(nll_t, nll);
         /* log w = log p(x|z) + log p(z) - log q(z|x), and log (1/k) Σ_j w_j per image, in double;
          * the posterior's precisions once per image, not per sample */
         for (int64_t i = 0; i < b * d; i++) prec[i] = exp(-lv[i]);

@@ -343,6 +343,17 @@ nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tens
     return nb_concat(tp, 1, nb_conv_fwd(tp, &m->dec_c2, h), nb_conv_fwd(tp, &m->dec_lv_conv, h));
 }
 
+nb_tensor *nb__decode_trunk(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y, const nb_linear_layer **last)
+{
+    if (m->cfg.arch != NB_ARCH_MLP || m->cfg.decoder == NB_DEC_GAUSSIAN_HEAD || m->dec.act_last ||
+        (m->cfg.kind != NB_VAE && m->cfg.kind != NB_CVAE))
+        return NULL;
+    nb_mlp trunk = m->dec; /* all but the last layer, each with its activation */
+    trunk.n--, trunk.act_last = 1;
+    *last = &m->dec.layer[m->dec.n - 1];
+    return nb_mlp_fwd(tp, &trunk, with_label(tp, m, z, y));
+}
+
 /* The first or second half of a log-variance head's output along dim 1. */
 static nb_tensor *half(nb_tape *tp, const nb_model *m, nb_tensor *out, int second)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "docs/examples/iwae.h"
+#include "models/internal.h"
 #include "tests/gc_tap.h"
 #include "tests/tap.h"
 
@@ -155,9 +156,52 @@ static void test_iwae(void)
     nb_params_free(ps);
 }
 
+/* The fused Bernoulli NLL of the IS estimate (the last layer's logits summed block by block)
+ * against the plain sum Σ max(l, 0) − l·t + log1p(e^−|l|) in double over the whole decoder's
+ * logits: a VAE and a CVAE, 784 pixels, so that the blocks (167 rows) start inside a cycle of
+ * the b images (row j·b + i is image i), and a decoder with no hidden layer. */
+static void test_fused_nll(nb_model_kind kind, int nhidden)
+{
+    enum { B = 5, K = 70, R = B * K, P = 784 };
+    nb_model_cfg c = nb_model_defaults();
+    c.kind = kind, c.latent = 4, c.nhidden = nhidden, c.hidden[0] = 32, c.nclasses = kind == NB_CVAE ? 3 : 0;
+    nb_params *ps = nb_params_new(NB_F32);
+    nb_rng r = nb_rng_seed(11);
+    nb_model m;
+    nb_tape *tp = nb_tape_new();
+    if (!ok(nb_model_init(&m, &c, ps, &r) == NB_OK && tp, "fused NLL: model builds (%s)", nb_last_error())) return;
+    nb_tape_set_grad(tp, 0);
+    nb_tensor *x = nb_empty(tp, NB_F32, NB_SHAPE(B, P)), *z = nb_randn(tp, &r, NB_F32, NB_SHAPE(R, c.latent)), *y = NULL;
+    nb_rng_uniform(&r, x, 0, 1);
+    if (kind == NB_CVAE) {
+        y = nb_zeros(tp, NB_F32, NB_SHAPE(R, 3));
+        for (int i = 0; i < R; i++) ((float *)y->data)[i * 3 + (i % B) % 3] = 1;
+    }
+    const nb_linear_layer *last = NULL;
+    nb_tensor *h = nb__decode_trunk(tp, &m, z, y, &last), *logits = nb_model_decode(tp, &m, z, y);
+    double nll[R], worst = 0;
+    nb_status st = NB_ERR_ARG;
+    const int done = h && logits && nb__bernoulli_nll(last, h, x, B, nll, &st);
+    for (int i = 0; done && i < R; i++) {
+        double want = 0;
+        for (int j = 0; j < P; j++) {
+            const double l = nb_get(logits, (int64_t)i * P + j), t = nb_get(x, (int64_t)(i % B) * P + j);
+            want += fmax(l, 0) - l * t + log1p(exp(-fabs(l)));
+        }
+        worst = fmax(worst, fabs(nll[i] - want) / want);
+    }
+    ok(done && !st && worst < 1e-5, "fused NLL, %s, %d hidden layer(s): %d rows of %d pixels within %.1e of the "
+       "reference", kind == NB_CVAE ? "CVAE" : "VAE", nhidden, R, P, worst);
+    nb_tape_free(tp);
+    nb_params_free(ps);
+}
+
 int main(void)
 {
     test_log_likelihood();
     test_iwae();
+    test_fused_nll(NB_VAE, 1);
+    test_fused_nll(NB_CVAE, 1);
+    test_fused_nll(NB_VAE, 0);
     return tap_done();
 }
