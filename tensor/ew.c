@@ -77,6 +77,21 @@ const nb_kernel_table *nb_kernels_isa(nb_dtype dt, nb_isa isa)
     return isa_ok[isa] ? &tables[dt][isa] : NULL;
 }
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+enum { MXCSR_FTZ = 1 << 15, MXCSR_DAZ = 1 << 6 };
+unsigned nb_flush_begin(void)
+{
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | MXCSR_FTZ | MXCSR_DAZ);
+    return saved;
+}
+void nb_flush_end(unsigned saved) { _mm_setcsr(saved); }
+#else
+unsigned nb_flush_begin(void) { return 0; }
+void nb_flush_end(unsigned saved) { (void)saved; }
+#endif
+
 /* ---- layout ------------------------------------------------------------------------------ */
 
 enum { MAX_OPS = 4, CHUNK = 256, PAR_MIN = 1 << 15, TASK_MIN = 1 << 13 };

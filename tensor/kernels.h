@@ -91,6 +91,12 @@ int nb_ew_rowsum_bce(nb_tensor *y, void *d, const nb_tensor *a, const nb_tensor 
 /* y = v for every element (y contiguous). */
 void nb_fill(nb_tensor *y, double v);
 
+/* Subnormal values flushed to zero, as inputs and as results, on the calling thread from
+ * nb_flush_begin until nb_flush_end(its return value) restores the thread's previous mode (x86's
+ * MXCSR FTZ and DAZ; elsewhere nothing changes). */
+unsigned nb_flush_begin(void);
+void nb_flush_end(unsigned saved);
+
 /* Row-major GEMM: C[M,N] = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when tX. f32 runs on oneDNN's
  * dnnl_sgemm; f64 on a plain blocked loop (the gradient checks' path). */
 nb_status nb_gemm(nb_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,

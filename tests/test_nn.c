@@ -445,6 +445,35 @@ static void test_optim_guard(void)
     nb_params_free(ps);
 }
 
+/* The optimizers flush subnormal state to zero (their speed under decaying moments), and leave
+ * the caller's floating-point mode as it was, subnormals and all. */
+static void test_optim_flush(void)
+{
+    static const nb_optim_kind kinds[] = {NB_SGD, NB_ADAM};
+    for (int kk = 0; kk < 2; kk++) {
+        nb_params *ps = nb_params_new(NB_F32);
+        nb_tensor *w = nb_param(ps, "w", NB_SHAPE(2));
+        nb_optim_cfg c = nb_optim_defaults(kinds[kk], 0.1);
+        c.momentum = 0.9;
+        nb_optim *o = nb_optim_new(ps, c);
+        nb_set(w, 0, 0.25), nb_set(w, 1, 0.5);
+        nb_set(w->grad, 1, 0.5);
+        nb_tensor *m = nb_optim_state(o, 0, 0);
+        nb_optim_set_steps(o, 3); /* SGD's first step would overwrite its momentum */
+        nb_set(m, 0, 1e-39), nb_set(m, 1, 1e-3);
+        const int stepped = nb_optim_step(o) == NB_OK;
+        const float b1 = 0.9f, want1 = kinds[kk] == NB_SGD ? 1e-3f * b1 + 0.5f : 1e-3f * b1 + (1 - b1) * 0.5f;
+        ok(stepped && nb_get(m, 0) == 0 && nb_get(w, 0) == 0.25 && nb_get(m, 1) == (double)want1,
+           "%s: a subnormal %s under a zero gradient is flushed to 0 (%g), the parameter untouched, a normal one "
+           "updated (%g)", kk ? "Adam" : "SGD", nb_optim_state_name(o, 0), nb_get(m, 0), nb_get(m, 1));
+        nb_optim_free(o);
+        nb_params_free(ps);
+    }
+    volatile float tiny = 1e-38f;
+    tiny *= 0.5f;
+    ok(tiny != 0, "the caller keeps its subnormals after a step (%g)", (double)tiny);
+}
+
 /* An optimizer that marks the gradients zero (clear_grad) against one that writes zeros: the
  * same gradients bit for bit after every backward, and the same parameters after every step.
  * w1 is read by two Linears (its first use writes the gradient, the second adds), u by nothing
@@ -561,6 +590,7 @@ int main(void)
     test_imq_vs_loop();
     test_init();
     test_optim_guard();
+    test_optim_flush();
     test_clear_grad();
     test_needs_grad();
     return tap_done();

@@ -237,7 +237,9 @@ NB_API nb_optim *nb_optim_new(nb_params *ps, nb_optim_cfg cfg);
 NB_API void nb_optim_free(nb_optim *o);
 /** Checks the gradients are finite (else NB_ERR_NAN naming the first bad parameter and index,
  * parameters untouched), clips, applies one update, zeroes the gradients (or marks them zero:
- * nb_optim_cfg::clear_grad).
+ * nb_optim_cfg::clear_grad). The update flushes subnormal values to zero (a moment decaying
+ * under zero gradients reaches them; their arithmetic is slow), as PyTorch does after
+ * torch.set_flush_denormal(True); the caller's floating-point mode is left as it was.
  * @return NB_OK; NB_ERR_NAN; NB_ERR_STATE when parameters were registered after nb_optim_new;
  *         NB_ERR_ARG for a NULL optimizer. The message is in nb_last_error(). */
 NB_API nb_status nb_optim_step(nb_optim *o);
