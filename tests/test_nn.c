@@ -230,6 +230,59 @@ static void test_linear_vs_reference(void)
     nb_tape_free(tp);
 }
 
+/* On several threads a batch's Linear is split into shares of rows (forward, dX, the mask) and of
+ * output units (dW, the bias): 2 and 3 threads, shares of uneven sizes, f32 and f64, with and
+ * without the fused ReLU, every value and gradient against plain loops. */
+static void test_linear_split(void)
+{
+    enum { M = 101, I = 29, O = 17 };
+    const int threads = nb_get_threads();
+    for (int T = 2; T <= 3; T++)
+        for (int dt = NB_F32; dt <= NB_F64; dt++)
+            for (int relu = 0; relu < 2; relu++) {
+                nb_set_threads(T);
+                nb_tape *tp = nb_tape_new();
+                nb_rng r = nb_rng_seed(40 + T);
+                const int xg = T == 2; /* on 3 threads the input takes no gradient, as a batch's */
+                nb_tensor *x = nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(M, I), -1, 1);
+                nb_tensor *w = nb_requires_grad(nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(O, I), -1, 1));
+                nb_tensor *b = nb_requires_grad(nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(O), -1, 1));
+                if (xg) nb_requires_grad(x);
+                nb_tensor *y = relu ? nb_linear_relu(tp, x, w, b) : nb_linear(tp, x, w, b);
+                nb_tensor *u = nb_uniform(tp, &r, (nb_dtype)dt, NB_SHAPE(M, O), -1, 1);
+                const nb_status st = nb_backward_from(tp, y, u);
+                double e = st ? INFINITY : 0, dy[M][O];
+                for (int i = 0; !st && i < M; i++)
+                    for (int o = 0; o < O; o++) {
+                        double s = nb_get(b, o);
+                        for (int k = 0; k < I; k++) s += nb_get(x, i * I + k) * nb_get(w, o * I + k);
+                        dy[i][o] = relu && s <= 0 ? 0 : nb_get(u, i * O + o);
+                        e = fmax(e, fabs(nb_get(y, i * O + o) - (relu && s < 0 ? 0 : s)));
+                    }
+                for (int i = 0; !st && xg && i < M; i++)
+                    for (int k = 0; k < I; k++) {
+                        double s = 0;
+                        for (int o = 0; o < O; o++) s += dy[i][o] * nb_get(w, o * I + k);
+                        e = fmax(e, fabs(nb_get(x->grad, i * I + k) - s));
+                    }
+                for (int o = 0; !st && o < O; o++) {
+                    double sb = 0;
+                    for (int i = 0; i < M; i++) sb += dy[i][o];
+                    e = fmax(e, fabs(nb_get(b->grad, o) - sb));
+                    for (int k = 0; k < I; k++) {
+                        double s = 0;
+                        for (int i = 0; i < M; i++) s += dy[i][o] * nb_get(x, i * I + k);
+                        e = fmax(e, fabs(nb_get(w->grad, o * I + k) - s));
+                    }
+                }
+                ok(e < (dt == NB_F64 ? 1e-12 : 2e-5), "%s linear%s (%d,%d)x(%d,%d)ᵀ+b on %d threads, split by rows and "
+                   "units: values and gradients%s equal plain loops (%.1e)", nb_dtype_name((nb_dtype)dt),
+                   relu ? "_relu" : "", M, I, O, I, T, xg ? "" : " (none for x)", e);
+                nb_tape_free(tp);
+            }
+    nb_set_threads(threads);
+}
+
 /* A Linear whose output is large is computed in row blocks on the threads: f32 and f64, with
  * and without the fused ReLU, every row against the plain loop (the last block a short one). */
 static void test_linear_blocks(void)
@@ -585,6 +638,7 @@ int main(void)
     test_linear_relu_fused();
     test_linear_vs_reference();
     test_linear_blocks();
+    test_linear_split();
     test_losses_vs_formula();
     test_kl_monte_carlo();
     test_imq_vs_loop();
