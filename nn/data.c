@@ -21,8 +21,9 @@
  * within an int (channels, rows, cols). */
 static const uint64_t IDX_MAX_BYTES = INT32_MAX;
 
-/* Converting fewer elements than this stays out of OpenMP (see tensor/ew.c). */
-enum { PAR_MIN = 1 << 18 };
+/* Converting fewer elements than this stays out of OpenMP (as tensor/ew.c). A training batch
+ * (128 x 784) is above it: each thread converts the rows its share of the first Linear reads. */
+enum { PAR_MIN = 1 << 15 };
 
 /* ---- IDX files ------------------------------------------------------------------------------ */
 
