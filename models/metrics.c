@@ -244,7 +244,10 @@ int nb__bernoulli_nll(const nb_linear_layer *last, const nb_tensor *h, const nb_
                 nb_tensor_wrap(&lt, dt, 2, (const int64_t[]){len, O}, buf + (size_t)(r * O) * es);
                 nb_tensor_wrap(&xt, dt, 2, (const int64_t[]){len, O}, (char *)x->data + (size_t)(i * O) * es);
                 nb_tensor_wrap(&yt, dt, 1, (const int64_t[]){len}, sums);
-                nb_ew_rowsum(NB_EW_BCE, &yt, &lt, &xt);
+                if (!nb_ew_rowsum(NB_EW_BCE, &yt, &lt, &xt)) { /* the probe above makes this unreachable */
+                    mine = NB_ERR_SHAPE;
+                    break;
+                }
                 copy_doubles(&yt, nll + r0 + r);
                 r += len;
             }
