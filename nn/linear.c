@@ -98,13 +98,17 @@ enum { LINEAR_BLOCK_BYTES = 1 << 19, LINEAR_BLOCK_MIN_ROWS = 128 };
  * gradient) and runs its GEMM alone, with the bias, ReLU and mask passes on its own rows, in its
  * own cache. dnnl_sgemm splitting a 128-row product over 2 threads ran the forward 13-17% and dX
  * 7% slower than two 64-row halves side by side (Zen 5), and left the passes around it serial.
- * Each share's rows or units, and so its bits, do not depend on which thread takes it. */
-enum { SPLIT_MIN_ROWS = 32 };
+ * Only for weights that stay near a core's cache: every thread reads all of them, where the
+ * GEMM's own split gives each half, and with a 2000 x 784 layer (6.3 MB) the 512-row step ran 3%
+ * slower split. Each share's rows or units, and so its bits, do not depend on which thread takes
+ * it. */
+enum { SPLIT_MIN_ROWS = 32, SPLIT_MAX_WEIGHT_BYTES = 2 << 20 };
 
-static int split_threads(int64_t M)
+static int split_threads(int64_t M, const nb_tensor *w)
 {
     const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
-    return T > 1 && M >= (int64_t)T * SPLIT_MIN_ROWS ? T : 1;
+    const int small = (size_t)nb_numel(w) * nb_dtype_size(w->dtype) <= SPLIT_MAX_WEIGHT_BYTES;
+    return T > 1 && small && M >= (int64_t)T * SPLIT_MIN_ROWS ? T : 1;
 }
 
 static void share(int64_t n, int t, int T, int64_t *lo, int64_t *hi)
@@ -146,7 +150,7 @@ static nb_status fwd_linear(nb_tape *tp, nb_node *n)
      * still cost that step 3 ms) */
     const int64_t blk = LINEAR_BLOCK_BYTES / (O * (int64_t)nb_dtype_size(y->dtype));
     if (blk < LINEAR_BLOCK_MIN_ROWS || 4 * blk < I || M <= 2 * blk) {
-        const int T = split_threads(M);
+        const int T = split_threads(M, w);
         if (T == 1) return linear_rows(y, x, w, b, relu, 0, M);
         st = NB_OK;
 #pragma omp parallel num_threads(T) reduction(max : st)
@@ -253,7 +257,7 @@ static nb_status bwd_linear(nb_tape *tp, nb_node *n)
     nb_tensor *gx = grad_for_gemm(tp, n, 0, O, &ax), *gw = grad_for_gemm(tp, n, 1, M, &aw);
     nb_tensor *gb = b ? nb_op_grad(tp, n, 2) : NULL;
     if (nb_tape_status(tp)) return nb_tape_status(tp);
-    const int T = split_threads(M);
+    const int T = split_threads(M, w);
     if (T > 1) return bwd_linear_split(tp, T, x, w, relu ? &masked : NULL, gy, n->out, gx, ax, gw, aw, gb);
     if (relu) {
         nb_ew(NB_EW_RELU_MASK, &masked, gy, n->out, NULL, 0, 0);
