@@ -207,7 +207,7 @@ nb_status nb_optim_step(nb_optim *o)
     }
     /* Subnormals flushed to zero: a moment or momentum that decays under zero gradients (the
      * weights of pixels black in the whole batch, a dead unit's) crosses the subnormal range over
-     * ~150 steps, and their arithmetic made Adam 30% slower once a quarter of the MLP VAE's first
+     * ~150 steps, and their arithmetic made Adam 30% slower once a fifth of the MLP VAE's first
      * moments were there (Zen 5). Such a state value moves a parameter by under 1e-30: after 5
      * epochs of that VAE every parameter has the same bits with or without the flush. */
     const int64_t nchunk = (o->n + CHUNK - 1) / CHUNK;
