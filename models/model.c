@@ -325,6 +325,14 @@ nb_status nb_model_encode(nb_tape *tp, const nb_model *m, nb_tensor *x, nb_tenso
     return tp ? nb_tape_status(tp) : NB_ERR_ARG;
 }
 
+/* An MLP decoder's layers but the last, each with its activation: the input of its last layer. */
+static nb_tensor *dec_trunk(nb_tape *tp, const nb_model *m, nb_tensor *h)
+{
+    nb_mlp trunk = m->dec;
+    trunk.n--, trunk.act_last = 1;
+    return nb_mlp_fwd(tp, &trunk, h);
+}
+
 nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tensor *y)
 {
     if (m->cfg.kind == NB_VQVAE && m->cfg.arch == NB_ARCH_CONV) return nb__vq_decode(tp, m, z);
@@ -332,9 +340,7 @@ nb_tensor *nb_model_decode(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_tens
     nb_tensor *h = with_label(tp, m, z, y);
     if (m->cfg.arch == NB_ARCH_MLP) {
         if (!head) return nb_mlp_fwd(tp, &m->dec, h);
-        nb_mlp trunk = m->dec; /* all but the last layer, each with its activation */
-        trunk.n--, trunk.act_last = 1;
-        h = nb_mlp_fwd(tp, &trunk, h);
+        h = dec_trunk(tp, m, h);
         return nb_concat(tp, 1, nb_linear_fwd(tp, &m->dec.layer[m->dec.n - 1], h), nb_linear_fwd(tp, &m->dec_lv_head, h));
     }
     h = nb_reshape(tp, nb_mlp_fwd(tp, &m->dec, h), NB_SHAPE(z ? nb_dim(z, 0) : 0, m->cfg.conv2, m->h2, m->w2));
@@ -348,10 +354,8 @@ nb_tensor *nb__decode_trunk(nb_tape *tp, const nb_model *m, nb_tensor *z, nb_ten
     if (m->cfg.arch != NB_ARCH_MLP || m->cfg.decoder == NB_DEC_GAUSSIAN_HEAD || m->dec.act_last ||
         (m->cfg.kind != NB_VAE && m->cfg.kind != NB_CVAE))
         return NULL;
-    nb_mlp trunk = m->dec; /* all but the last layer, each with its activation */
-    trunk.n--, trunk.act_last = 1;
     *last = &m->dec.layer[m->dec.n - 1];
-    return nb_mlp_fwd(tp, &trunk, with_label(tp, m, z, y));
+    return dec_trunk(tp, m, with_label(tp, m, z, y));
 }
 
 /* The first or second half of a log-variance head's output along dim 1. */
