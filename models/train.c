@@ -592,7 +592,10 @@ static nb_status train_epoch(nb_trainer *t, nb_epoch_log *log, const nb_train_ho
         /* beta's warm-up or cycles, step by step */
         const double beta = nb_train_beta(c, t->step, nbatch);
         double sum[SUMS];
-        if ((st = step(t, idx, b, beta, sum))) break;
+        nb_flush_denormal_begin(); /* see nabla/tensor.h: Intel's cores slow down on subnormals */
+        st = step(t, idx, b, beta, sum);
+        nb_flush_denormal_end();
+        if (st) break;
         t->step++, i++;
         if (t->usage && c->vq_restart > 0 && i % c->vq_restart == 0 && i < nbatch && (st = restart_codes(t))) break;
         for (int k = 1; k < SUMS; k++) total[k] += sum[k];

@@ -65,8 +65,8 @@ nb_tensor *nb__vq_decode(nb_tape *tp, const nb_model *m, nb_tensor *z)
     const int64_t B = z ? nb_dim(z, 0) : 0;
     nb_tensor *g = nb_reshape(tp, z, NB_SHAPE(B, m->h2, m->w2, c->code_dim));
     g = nb_contiguous(tp, nb_permute(tp, g, 4, (const int[]){0, 3, 1, 2}));
-    g = nb_relu(tp, nb_conv_fwd(tp, &m->vq_out, g));
-    g = nb_relu(tp, nb_conv_fwd(tp, &m->dec_c1, g));
+    g = nb_conv_relu_fwd(tp, &m->vq_out, g); /* the ReLUs inside the convolutions */
+    g = nb_conv_relu_fwd(tp, &m->dec_c1, g);
     return nb_conv_fwd(tp, &m->dec_c2, g);
 }
 

@@ -92,6 +92,24 @@ unsigned nb_flush_begin(void) { return 0; }
 void nb_flush_end(unsigned saved) { (void)saved; }
 #endif
 
+/* OpenMP's threads keep their mode from one parallel region to the next, so setting it once on
+ * each covers our kernels and oneDNN's GEMMs alike (both run on that pool). Each thread keeps
+ * its own saved mode and depth, so the pair nests. */
+static _Thread_local unsigned pool_saved;
+static _Thread_local int pool_depth;
+
+void nb_flush_denormal_begin(void)
+{
+#pragma omp parallel
+    if (pool_depth++ == 0) pool_saved = nb_flush_begin();
+}
+
+void nb_flush_denormal_end(void)
+{
+#pragma omp parallel
+    if (pool_depth > 0 && --pool_depth == 0) nb_flush_end(pool_saved);
+}
+
 /* ---- layout ------------------------------------------------------------------------------ */
 
 enum { MAX_OPS = 4, CHUNK = 256, PAR_MIN = 1 << 15, TASK_MIN = 1 << 13 };

@@ -573,6 +573,42 @@ static void test_ties(void)
     nb_tape_free(tp);
 }
 
+/* 1 when a subnormal product is flushed to zero on both threads of a 2-thread team; *each counts
+ * the threads that flushed it. */
+static int flushed_on_all(int *each)
+{
+    int n = 0;
+#pragma omp parallel num_threads(2) reduction(+ : n)
+    {
+        volatile float tiny = 1e-38f;
+        tiny *= 0.5f;
+        n += tiny == 0;
+    }
+    *each = n;
+    return n == 2;
+}
+
+/* nb_flush_denormal_begin reaches the pool's threads, not only the caller's; the pairs nest, and
+ * the last end gives every thread its own mode back. */
+static void test_flush_denormal(void)
+{
+    const int threads = omp_get_max_threads();
+    nb_set_threads(2);
+    int n, all = flushed_on_all(&n);
+    ok(!all && n == 0, "subnormals are kept by default (flushed on %d of 2 threads)", n);
+    nb_flush_denormal_begin();
+    all = flushed_on_all(&n);
+    ok(all, "after nb_flush_denormal_begin, subnormals are flushed on %d of 2 threads", n);
+    nb_flush_denormal_begin();
+    nb_flush_denormal_end();
+    all = flushed_on_all(&n);
+    ok(all, "an inner begin/end pair leaves the flush on (%d of 2 threads)", n);
+    nb_flush_denormal_end();
+    flushed_on_all(&n);
+    ok(n == 0, "the outer end restores every thread's mode (flushed on %d of 2 threads)", n);
+    nb_set_threads(threads);
+}
+
 static void test_params(void)
 {
     nb_params *ps = nb_params_new(NB_F64);
@@ -636,5 +672,6 @@ int main(void)
     test_errors();
     test_ties();
     test_params();
+    test_flush_denormal();
     return tap_done();
 }

@@ -52,11 +52,11 @@ int example_train(const char *dir, int64_t n, int epochs, int64_t batch, double 
                 rc = 1;
                 break;
             }
+            nb_flush_denormal_begin(); /* the step without slow subnormal arithmetic (Intel) */
             nb_tensor *l = loss(tp, x, &rng, ctx);
-            if (nb_backward(tp, l) || nb_optim_step(opt)) {
-                rc = 1;
-                break;
-            }
+            rc = nb_backward(tp, l) || nb_optim_step(opt);
+            nb_flush_denormal_end();
+            if (rc) break;
             sum += nb_get(l, 0) * (double)b, seen += b;
         }
         if (rc) break;

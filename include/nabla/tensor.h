@@ -142,6 +142,16 @@ NB_API double nb_ndtri(double p);
 NB_API void nb_set_threads(int n);
 /** The threads the kernels use (OpenMP's maximum). */
 NB_API int nb_get_threads(void);
+/** Subnormal floats flushed to zero, as results and as operands (x86: MXCSR's FTZ and DAZ), on
+ * the calling thread and on each of the threads above, until the matching
+ * nb_flush_denormal_end restores every thread's own mode (the pairs nest; call both with the
+ * same thread count). An Intel core takes a slow microcode assist for each subnormal operand:
+ * the gradients behind tiny importance or mixture weights (IWAE-50) made its training step
+ * several times slower. The trainer runs each step inside such a pair, as after
+ * torch.set_flush_denormal(True); a training loop of one's own can do the same. */
+NB_API void nb_flush_denormal_begin(void);
+/** Ends the innermost nb_flush_denormal_begin; the outermost end restores each thread's mode. */
+NB_API void nb_flush_denormal_end(void);
 /** 1 when this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX-BF16, as oneDNN sees
  * it: ONEDNN_MAX_CPU_ISA can cap it), else 0. NB_PREC_BF16 needs it. */
 NB_API int nb_cpu_bf16(void);
