@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import peer
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -90,6 +92,7 @@ def main():
         print(("ok" if ok else "not ok") + f" 1 - bench runner smoke: nabla MLP and conv steps ran, "
               f"{rows[0].get('seconds', 0):.3f} s for {rows[0].get('steps', 0)} MLP steps")
         return 0 if ok else 1
+    env, blas_note = peer.openblas_env(env)
 
     results = {}  # key -> {"nabla": [...], "torch": [...]}
 
@@ -181,7 +184,7 @@ def main():
     w("")
     w(f"Machine: {cpu_model()}, {os.cpu_count()} cores ({isa_flags()}); "
       f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `bench/run.sh`.")
-    w(f"Peer: PyTorch (Debian python3-torch) on OpenBLAS. Both sides: Fashion-MNIST, batch 128, Adam 1e-3, "
+    w(f"Peer: PyTorch (Debian python3-torch) on OpenBLAS ({blas_note}). Both sides: Fashion-MNIST, batch 128, Adam 1e-3, "
       f"seed 1, threads set explicitly. {args.reps} interleaved repetitions; medians; "
       f"the first epoch of every timing run is dropped (warm-up).")
     w("")

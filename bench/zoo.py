@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+import peer
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADING = "## Zoo"
 
@@ -158,7 +160,8 @@ def section(a, res, started, seeds=None):
     size = f"the first {a.train_size} training images" if a.train_size else "all 60000 training images"
     w(f"`bench/zoo.sh` (`bench/zoo.py`), {started}: every variant of the zoo trained by nabla "
       f"(`nabla train`, then `nabla evaluate --k {a.k}`) and by its PyTorch twin (`bench/torch_zoo.py`), "
-      f"back to back: {a.epochs} epoch(s) on {size}, {a.threads} threads, seed {a.seed}, batch 128, Adam 1e-3. "
+      f"back to back: {a.epochs} epoch(s) on {size}, {a.threads} threads, seed {a.seed}, batch 128, Adam 1e-3; "
+      f"{a.blas_note}. "
       f"Bound: the variant's own, as a loss in nats per image on the 10000 test images (-ELBO; -IWAE-K for "
       f"IWAE-K; recon + L log K for the VQ-VAE). IS: log p(x) by importance sampling, k = {a.k}, on the first "
       f"{a.is_images} test images, ± its standard error. Seconds: the median training epoch (the first "
@@ -277,6 +280,9 @@ def main():
         ap.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     sides = a.sides.split(",")
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "ACTIVE"))
+    a.blas_note = "PyTorch not run"
+    if "torch" in sides:
+        env, a.blas_note = peer.openblas_env(env)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res = {}
     for i, v in enumerate(variants):

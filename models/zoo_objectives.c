@@ -94,11 +94,12 @@ static void tcvae(nb_tape *tp, const nb_model *m, const nb_batch *b, const nb_lo
     /* log q(z_i) ≈ logsumexp_j log q(z_i|x_j) − log(N·B) */
     nb_tensor *log_qz = nb_add_scalar(tp, nb_logsumexp(tp, pairwise_log_q(tp, t->z, t->mu, t->logvar), NB_AXES(1), 0),
                                       -log_nb);
-    /* log Π_d q(z_id) ≈ Σ_d [logsumexp_j log q(z_id|x_j) − log(N·B)], from the (B, B, d) densities */
-    nb_tensor *per_dim = nb_normal_log_prob(tp, nb_reshape(tp, t->z, NB_SHAPE(B, 1, d)),
-                                            nb_reshape(tp, t->mu, NB_SHAPE(1, B, d)),
-                                            nb_reshape(tp, t->logvar, NB_SHAPE(1, B, d)));
-    nb_tensor *log_prod = nb_add_scalar(tp, sum_d(tp, nb_logsumexp(tp, per_dim, NB_AXES(1), 0)), -(double)d * log_nb);
+    /* log Π_d q(z_id) ≈ Σ_d [logsumexp_j log q(z_id|x_j) − log(N·B)], from the densities laid out
+     * (i, d, j): j, the axis the logsumexp runs over, along rows of B rather than of d */
+    nb_tensor *mu_t = nb_reshape(tp, nb_contiguous(tp, nb_transpose(tp, t->mu, 0, 1)), NB_SHAPE(1, d, B));
+    nb_tensor *lv_t = nb_reshape(tp, nb_contiguous(tp, nb_transpose(tp, t->logvar, 0, 1)), NB_SHAPE(1, d, B));
+    nb_tensor *per_dim = nb_normal_log_prob(tp, nb_reshape(tp, t->z, NB_SHAPE(B, d, 1)), mu_t, lv_t);
+    nb_tensor *log_prod = nb_add_scalar(tp, sum_d(tp, nb_logsumexp(tp, per_dim, NB_AXES(2), 0)), -(double)d * log_nb);
     t->mi = nb_mean_all(tp, nb_sub(tp, log_qzx, log_qz));
     t->tc = nb_mean_all(tp, nb_sub(tp, log_qz, log_prod));
     t->dwkl = nb_mean_all(tp, nb_sub(tp, log_prod, log_pz));

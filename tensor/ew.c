@@ -167,6 +167,30 @@ static void row_offsets(const layout *L, int64_t r, int64_t off[MAX_OPS])
     }
 }
 
+/* The outer rows in order: row_first sets the index and offsets of row r, row_next steps to the
+ * next row like an odometer, without row_offsets' division per dim (with rows of 20 elements,
+ * as a (B, B, d) pairwise density has, the divisions cost more than the row's arithmetic). */
+typedef struct row_iter {
+    int64_t idx[NB_MAX_DIMS];
+    int64_t off[MAX_OPS];
+} row_iter;
+
+static void row_first(const layout *L, int64_t r, row_iter *it)
+{
+    row_offsets(L, r, it->off);
+    for (int d = L->nd - 2; d >= 0; d--) it->idx[d] = r % L->shape[d], r /= L->shape[d];
+}
+
+static void row_next(const layout *L, row_iter *it)
+{
+    for (int d = L->nd - 2; d >= 0; d--) {
+        for (int k = 0; k < L->nop; k++) it->off[k] += L->st[k][d];
+        if (++it->idx[d] < L->shape[d]) return;
+        for (int k = 0; k < L->nop; k++) it->off[k] -= L->shape[d] * L->st[k][d];
+        it->idx[d] = 0;
+    }
+}
+
 /* A row gathered from strided memory, as whichever dtype the tensors have. */
 typedef union row_buf {
     float f[CHUNK];
@@ -175,6 +199,13 @@ typedef union row_buf {
 
 static void gather(size_t es, row_buf *dst, const char *src, int64_t st, int64_t n)
 {
+    if (st == 0) { /* a broadcast operand: one value, filled as a loop that vectorises */
+        if (es == 8)
+            for (int64_t i = 0; i < n; i++) dst->d[i] = *(const double *)src;
+        else
+            for (int64_t i = 0; i < n; i++) dst->f[i] = *(const float *)src;
+        return;
+    }
     if (es == 8)
         for (int64_t i = 0; i < n; i++) dst->d[i] = ((const double *)src)[i * st];
     else
@@ -190,11 +221,9 @@ static void scatter(size_t es, char *dst, const row_buf *src, int64_t st, int64_
 }
 
 /* Runs f over elements [j0, j1) of outer row r. Operand 0 is the output. */
-static void run_span(nb_ew_fn f, const layout *L, size_t es, int64_t r, int64_t j0, int64_t j1,
+static void run_span(nb_ew_fn f, const layout *L, size_t es, const int64_t off[MAX_OPS], int64_t j0, int64_t j1,
                      const double *s)
 {
-    int64_t off[MAX_OPS];
-    row_offsets(L, r, off);
     const int in = L->nd - 1;
     char *p[MAX_OPS] = {0};
     int unit = 1;
@@ -234,25 +263,26 @@ static int has_zero_stride(const layout *L, int k)
 
 /* ---- elementwise driver ------------------------------------------------------------------ */
 
-/* One task: elements [j0, j1) of part `part` of the inner dim, for one row or (reduce) all rows. */
+/* One task: elements [j0, j1) of part `part` of the inner dim, for the rows of one block (a
+ * reduction has one block of all rows). */
 typedef struct plan {
     nb_ew_fn f;
     const layout *L;
     size_t es;
     const double *s;
-    int64_t rows, inner, nsplit, span;
+    int64_t rows, inner, nsplit, span, blocks;
     int reduce;
 } plan;
 
 static void run_task(const plan *p, int64_t t)
 {
-    const int64_t part = p->reduce ? t : t % p->nsplit;
+    const int64_t part = t % p->nsplit, blk = t / p->nsplit;
     const int64_t j0 = part * p->span, j1 = j0 + p->span < p->inner ? j0 + p->span : p->inner;
-    if (j0 >= j1) return;
-    if (p->reduce)
-        for (int64_t r = 0; r < p->rows; r++) run_span(p->f, p->L, p->es, r, j0, j1, p->s);
-    else
-        run_span(p->f, p->L, p->es, t / p->nsplit, j0, j1, p->s);
+    const int64_t r0 = p->rows * blk / p->blocks, r1 = p->rows * (blk + 1) / p->blocks;
+    if (j0 >= j1 || r0 >= r1) return;
+    row_iter it;
+    row_first(p->L, r0, &it);
+    for (int64_t r = r0; r < r1; r++, row_next(p->L, &it)) run_span(p->f, p->L, p->es, it.off, j0, j1, p->s);
 }
 
 static void run_layout(nb_ew_fn f, const layout *L, size_t es, const double *s)
@@ -269,7 +299,9 @@ static void run_layout(nb_ew_fn f, const layout *L, size_t es, const double *s)
         if (p.nsplit < 1) p.nsplit = 1;
     }
     p.span = (p.inner + p.nsplit - 1) / p.nsplit;
-    const int64_t ntask = p.reduce ? p.nsplit : p.rows * p.nsplit;
+    /* rows in one contiguous block per thread; a split inner dim, a task per row */
+    p.blocks = p.reduce ? 1 : p.nsplit > 1 ? p.rows : threads < p.rows ? threads : p.rows;
+    const int64_t ntask = p.blocks * p.nsplit;
     /* Small work stays out of OpenMP entirely: even an if(0) parallel region costs a team
      * allocation and a futex round trip, more than the whole op at tiny sizes. */
     if (threads > 1 && ntask > 1) {
@@ -386,9 +418,10 @@ void nb_ew_reduce(nb_red_kind kind, nb_tensor *y, const nb_tensor *x, int accumu
     nb_red_fn red = kind == NB_RED_SUM ? k->sum : kind == NB_RED_MAX ? k->max : k->min;
     const int64_t rows = layout_rows(&L), inner = L.shape[in];
     row_buf buf;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t off[MAX_OPS];
-        row_offsets(&L, r, off);
+    row_iter it;
+    row_first(&L, 0, &it);
+    for (int64_t r = 0; r < rows; r++, row_next(&L, &it)) {
+        const int64_t *off = it.off;
         char *yp = L.base[0] + off[0] * (int64_t)es;
         const char *xp = L.base[1] + off[1] * (int64_t)es;
         if (L.st[1][in] == 1) {

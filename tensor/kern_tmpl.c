@@ -45,6 +45,8 @@ typedef real vec;
 #define VABS fabs
 #define VMAX fmax
 #define VMIN fmin
+#define VMAX_FAST VMAX /* the max and min of finite lanes */
+#define VMIN_FAST VMIN
 #else
 #define VEXP expf
 #define VLOG logf
@@ -56,6 +58,8 @@ typedef real vec;
 #define VABS fabsf
 #define VMAX fmaxf
 #define VMIN fminf
+#define VMAX_FAST VMAX /* the max and min of finite lanes */
+#define VMIN_FAST VMIN
 #endif
 
 #else /* SIMD: sleef.h declares the vector API only when the ISA macros are on. */
@@ -76,6 +80,8 @@ typedef __m256d vec;
 #define VABS Sleef_fabsd4_avx2
 #define VMAX Sleef_fmaxd4_avx2
 #define VMIN Sleef_fmind4_avx2
+#define VMAX_FAST _mm256_max_pd /* the max and min of finite lanes */
+#define VMIN_FAST _mm256_min_pd
 #define VSEL_GT(x, t, a, b) _mm256_blendv_pd(a, b, _mm256_cmp_pd(x, _mm256_set1_pd(t), _CMP_GT_OQ))
 #else
 #define VL 8
@@ -90,6 +96,8 @@ typedef __m256 vec;
 #define VABS Sleef_fabsf8_avx2
 #define VMAX Sleef_fmaxf8_avx2
 #define VMIN Sleef_fminf8_avx2
+#define VMAX_FAST _mm256_max_ps /* the max and min of finite lanes */
+#define VMIN_FAST _mm256_min_ps
 #define VSEL_GT(x, t, a, b) _mm256_blendv_ps(a, b, _mm256_cmp_ps(x, _mm256_set1_ps(t), _CMP_GT_OQ))
 #define VFMA _mm256_fmadd_ps
 #endif
@@ -108,6 +116,8 @@ typedef __m512d vec;
 #define VABS Sleef_fabsd8_avx512f
 #define VMAX Sleef_fmaxd8_avx512f
 #define VMIN Sleef_fmind8_avx512f
+#define VMAX_FAST _mm512_max_pd /* the max and min of finite lanes */
+#define VMIN_FAST _mm512_min_pd
 #define VSEL_GT(x, t, a, b) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_set1_pd(t), _CMP_GT_OQ), a, b)
 #else
 #define VL 16
@@ -122,6 +132,8 @@ typedef __m512 vec;
 #define VABS Sleef_fabsf16_avx512f
 #define VMAX Sleef_fmaxf16_avx512f
 #define VMIN Sleef_fminf16_avx512f
+#define VMAX_FAST _mm512_max_ps /* the max and min of finite lanes */
+#define VMIN_FAST _mm512_min_ps
 #define VSEL_GT(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(t), _CMP_GT_OQ), a, b)
 #define VFMA _mm512_fmadd_ps
 #endif
@@ -342,23 +354,36 @@ static void r_sum(int64_t n, const void *A, void *acc)
     *(real *)acc += t;
 }
 
-static void r_max(int64_t n, const void *A, void *acc)
-{
-    const real *a = A;
-    real m = *(real *)acc;
-    for (int64_t i = 0; i < n; i++)
-        if (a[i] > m || a[i] != a[i]) m = a[i];
-    *(real *)acc = m;
-}
-
-static void r_min(int64_t n, const void *A, void *acc)
-{
-    const real *a = A;
-    real m = *(real *)acc;
-    for (int64_t i = 0; i < n; i++)
-        if (a[i] < m || a[i] != a[i]) m = a[i];
-    *(real *)acc = m;
-}
+/* Max and min run on vectors while every element is finite (x − x is 0 for each), which the
+ * select that carries a NaN through does not allow; an infinity or a NaN sends the whole span to
+ * that select, one element at a time. A NaN anywhere gives NaN. */
+#define R_EXTREMUM(name, cmp, VOP)                                                                 \
+    static void name(int64_t n, const void *A, void *acc)                                          \
+    {                                                                                              \
+        const real *a = A;                                                                         \
+        real m = *(real *)acc;                                                                     \
+        int64_t i = 0;                                                                             \
+        if (n >= VL) {                                                                             \
+            vec ext = vld(a), chk = vzero;                                                         \
+            for (; i + VL <= n; i += VL) {                                                         \
+                const vec x = vld(a + i);                                                          \
+                ext = VOP(ext, x), chk = chk + (x - x);                                            \
+            }                                                                                      \
+            real e[VL], c[VL];                                                                     \
+            vst(e, ext), vst(c, chk);                                                              \
+            int finite = 1;                                                                        \
+            for (int j = 0; j < VL; j++) finite &= c[j] == 0;                                      \
+            if (finite)                                                                            \
+                for (int j = 0; j < VL; j++) m = e[j] cmp m ? e[j] : m;                            \
+            else                                                                                   \
+                i = 0;                                                                             \
+        }                                                                                          \
+        for (; i < n; i++) m = (a[i] cmp m || a[i] != a[i]) ? a[i] : m;                            \
+        *(real *)acc = m;                                                                          \
+    }
+R_EXTREMUM(r_max, >, VMAX_FAST)
+R_EXTREMUM(r_min, <, VMIN_FAST)
+#undef R_EXTREMUM
 
 static void r_sumsq(int64_t n, const void *A, double *acc)
 {

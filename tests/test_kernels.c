@@ -164,6 +164,32 @@ static void check_reductions(nb_dtype dt, const nb_kernel_table *ref, const nb_k
        nb_dtype_name(dt), worst_sum);
     ok(max_ok, "%s %s max: identical to the reference", simd->isa, nb_dtype_name(dt));
     ok(min_ok, "%s %s min: identical to the reference", simd->isa, nb_dtype_name(dt));
+    /* a NaN or an infinity, in the vector body or the tail, at each end of a 45-element span */
+    const double specials[3] = {NAN, INFINITY, -INFINITY};
+    int special_ok = 1;
+    for (int k = 0; k < 3; k++)
+        for (int at = 0; at < 45; at += 11) {
+            fill(dt, a, 45, &seed, 0);
+            if (dt == NB_F64) ((double *)a)[at] = specials[k];
+            else ((float *)a)[at] = (float)specials[k];
+            double r[2][2];
+            for (int side = 0; side < 2; side++) {
+                const nb_kernel_table *t = side ? simd : ref;
+                double mx = -INFINITY, mn = INFINITY;
+                float mx32 = -INFINITY, mn32 = INFINITY;
+                if (dt == NB_F64) t->max(45, a, &mx), t->min(45, a, &mn);
+                else t->max(45, a, &mx32), t->min(45, a, &mn32), mx = mx32, mn = mn32;
+                r[side][0] = mx, r[side][1] = mn;
+            }
+            const double want_max = k == 0 ? NAN : k == 1 ? INFINITY : r[0][0];
+            const double want_min = k == 0 ? NAN : k == 2 ? -INFINITY : r[0][1];
+            for (int side = 0; side < 2; side++)
+                special_ok &= (isnan(want_max) ? isnan(r[side][0]) : r[side][0] == want_max) &&
+                              (isnan(want_min) ? isnan(r[side][1]) : r[side][1] == want_min);
+            special_ok &= k == 0 || (r[0][0] == r[1][0] && r[0][1] == r[1][1]);
+        }
+    ok(special_ok, "%s %s max and min: a NaN anywhere gives NaN, an infinity is the max or min, as the "
+       "reference", simd->isa, nb_dtype_name(dt));
 }
 
 /* The optimizer updates are arithmetic and sqrt only: bit-identical to the reference. */
