@@ -241,8 +241,10 @@ nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean, nb_ten
 /* ---- the inverse multiquadratic kernel sum, for the MMD ------------------------------------ */
 /* y = Σ_ij Σ_s c_s / (c_s + D_ij), D_ij = ‖a_i − b_j‖². Each pair's distance is summed directly
  * rather than as |a|² + |b|² − 2 a·bᵀ: no (S, N, M) intermediates, no cancellation between near
- * points; backward computes them again. f64 throughout; the loops run along a row of pairs, the
- * other side transposed, so that they vectorise. */
+ * points. The divisions are the cost, so they run once: a forward that will be differentiated
+ * keeps W_ij = ∂y/∂D_ij (N × M doubles) and ∂y/∂c, and backward makes the points' gradients from
+ * W with multiplications only. f64 throughout; the loops run along a row of pairs, the other side
+ * transposed, so that they vectorise. */
 
 static nb_status shape_imq(nb_tape *tp, const nb_node *n, int *ndim, int64_t shape[NB_MAX_DIMS])
 {
@@ -269,31 +271,43 @@ static void imq_load(const nb_tensor *t, double *dst, int transpose)
         }
 }
 
-/* Row r of x (d values) against every row of y, given transposed (yT: d × C): returns the
- * row's kernel sum; with g (d values), g += gy · ∂/∂x_r = gy · 2 (x_r Σ_c w_c − Σ_c w_c y_c),
- * where w = ∂/∂D = −Σ_s c_s/(c_s + D)²; with dc, dc_s = Σ_c D/(c_s + D)². D and w: C doubles
- * each. Built for AVX-512 and AVX2 beside the baseline, the CPU's pick made at load time: the
- * pair loops are most of a WAE step's time outside its GEMMs. */
+/* Row r of x (d values) against every row of y, given transposed (yT: d × C): returns the row's
+ * kernel sum; with w (C doubles), w = ∂/∂D = −Σ_s c_s/(c_s + D)², and dc_s = Σ_c D/(c_s + D)².
+ * D: C doubles of scratch. Built for AVX-512 and AVX2 beside the baseline, the CPU's pick made
+ * at load time: the pair loops are most of a WAE step's time outside its GEMMs. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static double imq_row(const double *xr, const double *yT, int64_t C, int64_t d, const double *c, int64_t S,
-                      double gy, double *g, double *dc, double *D, double *w)
+                      double *w, double *dc, double *D)
 {
-    for (int64_t j = 0; j < C; j++) D[j] = 0, w[j] = 0;
+    for (int64_t j = 0; j < C; j++) D[j] = 0;
+    for (int64_t j = 0; w && j < C; j++) w[j] = 0;
     for (int64_t k = 0; k < d; k++)
         for (int64_t j = 0; j < C; j++) D[j] += (xr[k] - yT[k * C + j]) * (xr[k] - yT[k * C + j]);
     double total = 0;
     for (int64_t s = 0; s < S; s++) {
         const double cs = c[s];
         double sum = 0, dsum = 0;
+        if (w) {
 #pragma omp simd reduction(+ : sum, dsum)
-        for (int64_t j = 0; j < C; j++) {
-            const double q = 1 / (cs + D[j]);
-            sum += cs * q, w[j] -= cs * q * q, dsum += D[j] * q * q;
+            for (int64_t j = 0; j < C; j++) {
+                const double q = 1 / (cs + D[j]);
+                sum += cs * q, w[j] -= cs * q * q, dsum += D[j] * q * q;
+            }
+            dc[s] = dsum;
+        } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < C; j++) sum += cs / (cs + D[j]);
         }
         total += sum;
-        if (dc) dc[s] = dsum;
     }
-    if (!g) return total;
+    return total;
+}
+
+/* g (d values) += gy · ∂y/∂x_r = gy · 2 (x_r Σ_c w_c − Σ_c w_c y_c), from row r's w (C values). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void imq_grad_row(const double *xr, const double *yT, int64_t C, int64_t d, const double *w, double gy,
+                         double *g)
+{
     double wsum = 0;
 #pragma omp simd reduction(+ : wsum)
     for (int64_t j = 0; j < C; j++) wsum += w[j];
@@ -303,72 +317,75 @@ static double imq_row(const double *xr, const double *yT, int64_t C, int64_t d, 
         for (int64_t j = 0; j < C; j++) wy += w[j] * yT[k * C + j];
         g[k] += gy * 2 * (xr[k] * wsum - wy);
     }
-    return total;
 }
 
-/* imq_row over the R rows of x, in parallel: the sum, and (g) the gradient added into g (R, d),
- * (dc) Σ over the rows into dc. Each row's sums are kept and added in row order, so the result
- * does not depend on the threads. work: 2C doubles a thread, then R·(1 + d + S). */
-static double imq_rows(const double *x, int64_t R, const double *yT, int64_t C, int64_t d, const double *c,
-                       int64_t S, double gy, nb_tensor *g, double *dc, double *work, int threads)
+/* 1 when the work of R rows against C is worth the threads */
+static int imq_threads(int64_t R, int64_t C, int64_t d, int64_t S)
 {
-    double *rowsum = work + 2 * C * threads, *rowg = rowsum + R, *rowdc = rowg + R * d;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t r = 0; r < R; r++) {
-        double *D = work + 2 * C * omp_get_thread_num();
-        double *gr = g ? rowg + r * d : NULL;
-        for (int64_t k = 0; gr && k < d; k++) gr[k] = 0;
-        rowsum[r] = imq_row(x + r * d, yT, C, d, c, S, gy, gr, dc ? rowdc + r * S : NULL, D, D + C);
-    }
-    double total = 0;
-    for (int64_t r = 0; r < R; r++) total += rowsum[r];
-    for (int64_t r = 0; dc && r < R; r++)
-        for (int64_t s = 0; s < S; s++) dc[s] += rowdc[r * S + s];
-    for (int64_t i = 0; g && i < R * d; i++) {
-        if (g->dtype == NB_F64) ((double *)g->data)[i] += rowg[i];
-        else ((float *)g->data)[i] += (float)rowg[i];
-    }
-    return total;
-}
-
-/* Scratch for imq_rows over R rows against C, after the inputs (len doubles); *threads set. */
-static double *imq_scratch(nb_tape *tp, int64_t len, int64_t R, int64_t C, int64_t d, int64_t S, int *threads)
-{
-    *threads = R * C * (int64_t)(S + 8) > (1 << 15) ? omp_get_max_threads() : 1;
-    return nb_op_scratch(tp, (size_t)(len + 2 * C * *threads + R * (1 + d + S) + S) * sizeof(double));
+    return R * C * (d + S + 8) > (1 << 15) ? omp_get_max_threads() : 1;
 }
 
 static nb_status fwd_imq(nb_tape *tp, nb_node *n)
 {
     const int64_t N = n->in[0]->shape[0], M = n->in[1]->shape[0], d = n->in[0]->shape[1], S = n->in[2]->shape[0];
-    int threads;
-    double *a = imq_scratch(tp, N * d + M * d + S, N, M, d, S, &threads);
-    if (!a) return nb_tape_status(tp);
-    double *bT = a + N * d, *c = bT + M * d;
+    const int grad = nb_op_needs_grad(tp, n, 0) || nb_op_needs_grad(tp, n, 1) || nb_op_needs_grad(tp, n, 2);
+    const int threads = imq_threads(N, M, d, S);
+    /* kept: W (N × M), then each row's ∂y/∂c (N × S); scratch: the inputs, each row's sum and D */
+    double *W = grad ? nb_op_alloc(tp, (size_t)(N * M + N * S) * sizeof(double)) : NULL;
+    double *a = nb_op_scratch(tp, (size_t)(N * d + M * d + S + N + M * threads) * sizeof(double));
+    if (!a || (grad && !W)) return nb_tape_status(tp);
+    double *bT = a + N * d, *c = bT + M * d, *rowsum = c + S, *work = rowsum + N;
     imq_load(n->in[0], a, 0), imq_load(n->in[1], bT, 1), imq_load(n->in[2], c, 0);
-    nb_set(n->out, 0, imq_rows(a, N, bT, M, d, c, S, 0, NULL, NULL, c + S, threads));
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < N; r++)
+        rowsum[r] = imq_row(a + r * d, bT, M, d, c, S, W ? W + r * M : NULL, W ? W + N * M + r * S : NULL,
+                            work + M * omp_get_thread_num());
+    double total = 0; /* in row order: the same sum on any number of threads */
+    for (int64_t r = 0; r < N; r++) total += rowsum[r];
+    nb_set(n->out, 0, total);
+    n->saved = W;
     return NB_OK;
 }
 
-/* The rows of a against b, then those of b against a (D is symmetric, so is w): each pass adds
- * into its own rows only, even when a and b are one tensor. */
+/* g (R × d) += gy · 2 (x_r Σ_c W_rc − Σ_c W_rc y_c) for every row r of x, yT (d × C) the other side */
+static void imq_grad_rows(const double *x, int64_t R, const double *yT, int64_t C, int64_t d, const double *W,
+                          double gy, double *rowg, nb_tensor *g, int threads)
+{
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t k = 0; k < d; k++) rowg[r * d + k] = 0;
+        imq_grad_row(x + r * d, yT, C, d, W + r * C, gy, rowg + r * d);
+    }
+    for (int64_t i = 0; i < R * d; i++) {
+        if (g->dtype == NB_F64) ((double *)g->data)[i] += rowg[i];
+        else ((float *)g->data)[i] += (float)rowg[i];
+    }
+}
+
+/* a's rows from W's rows, b's from its columns (Wᵀ's rows): each adds into its own rows only,
+ * even when a and b are one tensor. */
 static nb_status bwd_imq(nb_tape *tp, nb_node *n)
 {
     const int64_t N = n->in[0]->shape[0], M = n->in[1]->shape[0], d = n->in[0]->shape[1], S = n->in[2]->shape[0];
-    const double gy = nb_get(n->out->grad, 0);
+    const double gy = nb_get(n->out->grad, 0), *W = n->saved;
     nb_tensor *ga = nb_op_grad(tp, n, 0), *gb = nb_op_grad(tp, n, 1), *gc = nb_op_grad(tp, n, 2);
     if (!ga && !gb && !gc) return nb_tape_status(tp);
-    const int64_t R = N > M ? N : M;
-    int threads;
-    double *a = imq_scratch(tp, 2 * (N * d + M * d) + 2 * S, R, R, d, S, &threads);
+    const int threads = imq_threads(N, M, d, 1);
+    double *a = nb_op_scratch(tp, (size_t)(2 * (N * d + M * d) + N * M + (N > M ? N : M) * d) * sizeof(double));
     if (!a) return nb_tape_status(tp);
-    double *bT = a + N * d, *b = bT + M * d, *aT = b + M * d, *c = aT + N * d, *dc = c + S, *work = dc + S;
-    imq_load(n->in[0], a, 0), imq_load(n->in[1], bT, 1), imq_load(n->in[2], c, 0);
-    imq_load(n->in[1], b, 0), imq_load(n->in[0], aT, 1);
-    for (int64_t s = 0; s < S; s++) dc[s] = 0;
-    if (ga || gc) imq_rows(a, N, bT, M, d, c, S, gy, ga, gc ? dc : NULL, work, threads);
-    if (gb) imq_rows(b, M, aT, N, d, c, S, gy, gb, NULL, work, threads);
-    for (int64_t s = 0; gc && s < S; s++) nb_set(gc, s, nb_get(gc, s) + gy * dc[s]);
+    double *bT = a + N * d, *b = bT + M * d, *aT = b + M * d, *WT = aT + N * d, *rowg = WT + N * M;
+    imq_load(n->in[0], a, 0), imq_load(n->in[1], bT, 1), imq_load(n->in[1], b, 0), imq_load(n->in[0], aT, 1);
+    if (ga) imq_grad_rows(a, N, bT, M, d, W, gy, rowg, ga, threads);
+    if (gb) {
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < M; j++) WT[j * N + i] = W[i * M + j];
+        imq_grad_rows(b, M, aT, N, d, WT, gy, rowg, gb, threads);
+    }
+    for (int64_t s = 0; gc && s < S; s++) { /* the rows' shares in row order, as the forward's sum */
+        double dc = 0;
+        for (int64_t r = 0; r < N; r++) dc += W[N * M + r * S + s];
+        nb_set(gc, s, nb_get(gc, s) + gy * dc);
+    }
     return NB_OK;
 }
 
