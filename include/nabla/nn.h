@@ -163,6 +163,8 @@ NB_API nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean,
  * of rows of a (N, d) and b (M, d), at the S constants c (S) (e.g.\ c_s = 2·d·σ_s² over a few
  * scales): the MMD's kernel sums (WAE, InfoVAE) as one op, with gradients for a, b and c. a and
  * b may be one tensor (the within-sample sums; their diagonal terms, Σ_s 1 each, included).
+ * Computed in f64; when a gradient will be asked for, the op keeps N·M doubles on the tape (the
+ * kernel's derivative at each pair), so that backward needs no division.
  * @return a scalar arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's
  *         error (shapes other than these). */
 NB_API nb_tensor *nb_imq_kernel_sum(nb_tape *tp, nb_tensor *a, nb_tensor *b, nb_tensor *c);
