@@ -367,7 +367,7 @@ static void r_sum(int64_t n, const void *A, void *acc)
             vec ext = vld(a), chk = vzero;                                                         \
             for (; i + VL <= n; i += VL) {                                                         \
                 const vec x = vld(a + i);                                                          \
-                ext = VOP(ext, x), chk = chk + (x - x);                                            \
+                ext = VOP(x, ext), chk = chk + (x - x); /* x cmp ext ? x : ext, as below */        \
             }                                                                                      \
             real e[VL], c[VL];                                                                     \
             vst(e, ext), vst(c, chk);                                                              \
