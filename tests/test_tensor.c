@@ -566,6 +566,33 @@ static void test_ties(void)
     ok(am && an && am->ndim == 1 && an->ndim == 2 && nb_get(am, 0) == 0 && nb_get(am, 1) == 0 &&
            nb_get(an, 0) == 3 && nb_get(an, 1) == 2,
        "argmax and argmin: the first of tied positions, keepdim honoured");
+    /* long rows (the vector path along the last axis) and columns (the strided loop) against a
+     * plain loop: ties, a NaN (the first NaN is the answer), infinities */
+    enum { R = 9, C = 77 };
+    float v[R * C];
+    nb_rng rng = nb_rng_seed(5);
+    for (int i = 0; i < R * C; i++) v[i] = (float)(nb_rng_below(&rng, 50)) - 25;
+    v[1 * C + 60] = NAN, v[1 * C + 70] = NAN, v[2 * C + 5] = INFINITY, v[3 * C + 40] = -INFINITY;
+    v[4 * C + 76] = NAN, v[5 * C + 0] = NAN;
+    nb_tensor *big = nb_tensor_from(tp, NB_F32, NB_SHAPE(R, C), v, R * C);
+    int arg_ok = 1;
+    for (int axis = 0; axis < 2; axis++)
+        for (int want_max = 0; want_max < 2; want_max++) {
+            nb_tensor *got = want_max ? nb_argmax(tp, big, axis, 0) : nb_argmin(tp, big, axis, 0);
+            const int lines = axis ? R : C, len = axis ? C : R;
+            for (int l = 0; got && l < lines; l++) {
+                int best = 0;
+                for (int k = 0; k < len; k++) {
+                    const float x = axis ? v[l * C + k] : v[k * C + l], b = axis ? v[l * C + best] : v[best * C + l];
+                    if (b != b) break;
+                    if (x != x || (want_max ? x > b : x < b)) best = k;
+                }
+                arg_ok &= nb_get(got, l) == best;
+            }
+            arg_ok &= got != NULL;
+        }
+    ok(arg_ok, "argmax and argmin over rows of 77 and columns of 9: the plain loop's first index, NaN and "
+       "infinities included");
     nb_tensor *sl = nb_slice(tp, a, 1, 1, NB_END, 2);
     ok(sl && sl->shape[1] == 2 && nb_get(sl, 1) == 0, "slice to NB_END: the rest of the axis");
     nb_tensor *sm = nb_softmax(tp, nb_tensor_from(tp, NB_F64, NB_SHAPE(2), (const double[]){1000, 1000}, 2), 0);
