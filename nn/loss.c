@@ -319,7 +319,7 @@ static void imq_grad_row(const double *xr, const double *yT, int64_t C, int64_t 
     }
 }
 
-/* 1 when the work of R rows against C is worth the threads */
+/* The threads for R rows against C: all of them when the work is worth it, else 1 */
 static int imq_threads(int64_t R, int64_t C, int64_t d, int64_t S)
 {
     return R * C * (d + S + 8) > (1 << 15) ? omp_get_max_threads() : 1;

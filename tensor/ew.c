@@ -156,20 +156,10 @@ static int64_t layout_rows(const layout *L)
     return r;
 }
 
-/* Element offsets of the first element of outer row r, for every operand. */
-static void row_offsets(const layout *L, int64_t r, int64_t off[MAX_OPS])
-{
-    for (int k = 0; k < L->nop; k++) off[k] = 0;
-    for (int d = L->nd - 2; d >= 0; d--) {
-        int64_t i = r % L->shape[d];
-        r /= L->shape[d];
-        for (int k = 0; k < L->nop; k++) off[k] += i * L->st[k][d];
-    }
-}
-
-/* The outer rows in order: row_first sets the index and offsets of row r, row_next steps to the
- * next row like an odometer, without row_offsets' division per dim (with rows of 20 elements,
- * as a (B, B, d) pairwise density has, the divisions cost more than the row's arithmetic). */
+/* The outer rows in order: row_first sets the index and element offsets of row r (a division
+ * per dim), row_next steps to the next row like an odometer, with none (with rows of 20
+ * elements, as a (B, B, d) pairwise density has, the divisions cost more than the row's
+ * arithmetic). */
 typedef struct row_iter {
     int64_t idx[NB_MAX_DIMS];
     int64_t off[MAX_OPS];
@@ -177,8 +167,11 @@ typedef struct row_iter {
 
 static void row_first(const layout *L, int64_t r, row_iter *it)
 {
-    row_offsets(L, r, it->off);
-    for (int d = L->nd - 2; d >= 0; d--) it->idx[d] = r % L->shape[d], r /= L->shape[d];
+    for (int k = 0; k < L->nop; k++) it->off[k] = 0;
+    for (int d = L->nd - 2; d >= 0; d--) {
+        it->idx[d] = r % L->shape[d], r /= L->shape[d];
+        for (int k = 0; k < L->nop; k++) it->off[k] += it->idx[d] * L->st[k][d];
+    }
 }
 
 static void row_next(const layout *L, row_iter *it)
