@@ -113,7 +113,7 @@ def run_nabla(build, variant, a, env, with_is=True):
     last = rows[-1]
     r = {"bound": pick(last, NABLA_BOUND), "seconds": epoch_seconds([float(x["seconds"]) for x in rows]),
          "last": last, "ll": None, "se": None}
-    if with_is and variant not in NO_IS:
+    if with_is and a.k > 0 and variant not in NO_IS:
         run(nabla_eval_cmd(build, a, out), env)
         with open(os.path.join(out, "evaluate.csv")) as f:
             ev = dict(csv.reader(f))
@@ -158,13 +158,16 @@ def section(a, res, started, seeds=None):
     w(HEADING)
     w("")
     size = f"the first {a.train_size} training images" if a.train_size else "all 60000 training images"
+    evaluate = f", then `nabla evaluate --k {a.k}`" if a.k > 0 else ""
     w(f"`bench/zoo.sh` (`bench/zoo.py`), {started}: every variant of the zoo trained by nabla "
-      f"(`nabla train`, then `nabla evaluate --k {a.k}`) and by its PyTorch twin (`bench/torch_zoo.py`), "
+      f"(`nabla train`{evaluate}) and by its PyTorch twin (`bench/torch_zoo.py`), "
       f"back to back: {a.epochs} epoch(s) on {size}, {a.threads} threads, seed {a.seed}, batch 128, Adam 1e-3; "
       f"{a.blas_note}. "
       f"Bound: the variant's own, as a loss in nats per image on the 10000 test images (-ELBO; -IWAE-K for "
-      f"IWAE-K; recon + L log K for the VQ-VAE). IS: log p(x) by importance sampling, k = {a.k}, on the first "
-      f"{a.is_images} test images, ± its standard error. Seconds: the median training epoch (the first "
+      f"IWAE-K; recon + L log K for the VQ-VAE). "
+      + (f"IS: log p(x) by importance sampling, k = {a.k}, on the first {a.is_images} test images, ± its "
+         f"standard error. " if a.k > 0 else "IS: not run (--k 0). ")
+      + f"Seconds: the median training epoch (the first "
       f"dropped when there are more). Agreement: within 1%, or within 2 standard errors of the difference "
       f"(IS); the two sides draw different random numbers, so they agree only up to seed noise.")
     w("")
