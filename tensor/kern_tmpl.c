@@ -91,7 +91,7 @@ typedef __m256 vec;
 #define VLOG1P Sleef_log1pf8_u10avx2
 #define VEXPM1 Sleef_expm1f8_u10avx2
 #define VERFC Sleef_erfcf8_u15avx2
-#define VTANH Sleef_tanhf8_u10avx2
+#define VCOPYSIGN Sleef_copysignf8_avx2
 #define VPOW Sleef_powf8_u10avx2
 #define VABS Sleef_fabsf8_avx2
 #define VMAX Sleef_fmaxf8_avx2
@@ -127,7 +127,7 @@ typedef __m512 vec;
 #define VLOG1P Sleef_log1pf16_u10avx512f
 #define VEXPM1 Sleef_expm1f16_u10avx512f
 #define VERFC Sleef_erfcf16_u15avx512f
-#define VTANH Sleef_tanhf16_u10avx512f
+#define VCOPYSIGN Sleef_copysignf16_avx512f
 #define VPOW Sleef_powf16_u10avx512f
 #define VABS Sleef_fabsf16_avx512f
 #define VMAX Sleef_fmaxf16_avx512f
@@ -235,6 +235,29 @@ static inline vec v_log1p_small(vec e)
     return VFMA(t * s2, q, t);
 }
 #endif
+/* tanh in f32: SLEEF's tanhf computes in double-float arithmetic and cost 2.5 ns an element,
+ * five exps, and a tenth of the two-layer VAE's step. Below |x| = 0.98 an odd polynomial
+ * (least-squares fit of (tanh x − x) / x³ in x², 3e-9 relative); above, 1 − 2 / (e^2|x| + 1),
+ * where 2 / (e + 1) < 1/4 keeps the exp's error under half an ulp of the result. Every f32
+ * lies within 1.11 ulp of the true tanh (checked over all of them; glibc's tanhf: 2.19). */
+#if NB_ISA_ID == 0 || NB_TMPL_F64
+static inline vec v_tanh(vec x) { return VTANH(x); }
+#else
+static inline vec v_tanh(vec x)
+{
+    const vec a = VABS(x), a2 = a * a;
+    vec q = vzero + (real)-3.805433225e-4;
+    q = VFMA(q, a2, vzero + (real)2.371742856e-3);
+    q = VFMA(q, a2, vzero + (real)-8.033433930e-3);
+    q = VFMA(q, a2, vzero + (real)2.153972164e-2);
+    q = VFMA(q, a2, vzero + (real)-5.389601737e-2);
+    q = VFMA(q, a2, vzero + (real)1.333257109e-1);
+    q = VFMA(q, a2, vzero + (real)-3.333330452e-1);
+    const vec small = VFMA(a * a2, q, a);
+    const vec big = (real)1 - (real)2 / (VEXP(a + a) + (real)1);
+    return VCOPYSIGN(VSEL_GT(a, 0.98, small, big), x);
+}
+#endif
 static inline vec v_log1pexp_neg_abs(vec x) { return v_log1p_small(VEXP(-VABS(x))); }
 /* The standard normal CDF through erfc: 1 + erf(x) would cancel for negative x. */
 static inline vec v_phi_cdf(vec x) { return (real)0.5 * VERFC(-x * (real)M_SQRT1_2); }
@@ -252,7 +275,7 @@ DIVIDER_BOUND KERNEL(SQRT) { ARGS; LOOP y[i] = SSQRT(a[i]); }
 KERNEL(EXP) { ARGS; MAP(0, VEXP(x)); }
 KERNEL(LOG) { ARGS; MAP(0, VLOG(x)); }
 KERNEL(LOG1P) { ARGS; MAP(0, v_log1p(x)); }
-KERNEL(TANH) { ARGS; MAP(0, VTANH(x)); }
+KERNEL(TANH) { ARGS; MAP(0, v_tanh(x)); }
 KERNEL(SIGMOID) { ARGS; MAP(0, v_sigmoid(x)); }
 KERNEL(RELU) { ARGS; LOOP y[i] = a[i] < 0 ? 0 : a[i]; }
 KERNEL(SOFTPLUS) { ARGS; MAP(0, VMAX(x, vzero) + v_log1pexp_neg_abs(x)); }
