@@ -41,6 +41,8 @@ typedef real vec;
 #define VEXPM1 expm1
 #define VERFC erfc
 #define VTANH tanh
+#define VSQRT sqrt
+#define VSINCOS(t, sn, cs) ((sn) = sin(t), (cs) = cos(t))
 #define VPOW pow
 #define VABS fabs
 #define VMAX fmax
@@ -76,6 +78,8 @@ typedef __m256d vec;
 #define VEXPM1 Sleef_expm1d4_u10avx2
 #define VERFC Sleef_erfcd4_u15avx2
 #define VTANH Sleef_tanhd4_u10avx2
+#define VSQRT _mm256_sqrt_pd
+#define VSINCOS(t, sn, cs) do { Sleef___m256d_2 r_ = Sleef_sincosd4_u10avx2(t); (sn) = r_.x, (cs) = r_.y; } while (0)
 #define VPOW Sleef_powd4_u10avx2
 #define VABS Sleef_fabsd4_avx2
 #define VMAX Sleef_fmaxd4_avx2
@@ -112,6 +116,8 @@ typedef __m512d vec;
 #define VEXPM1 Sleef_expm1d8_u10avx512f
 #define VERFC Sleef_erfcd8_u15avx512f
 #define VTANH Sleef_tanhd8_u10avx512f
+#define VSQRT _mm512_sqrt_pd
+#define VSINCOS(t, sn, cs) do { Sleef___m512d_2 r_ = Sleef_sincosd8_u10avx512f(t); (sn) = r_.x, (cs) = r_.y; } while (0)
 #define VPOW Sleef_powd8_u10avx512f
 #define VABS Sleef_fabsd8_avx512f
 #define VMAX Sleef_fmaxd8_avx512f
@@ -503,6 +509,34 @@ static void o_bce2(int64_t n, void *Y, void *D, const void *A, const void *B)
     }
 }
 
+#if NB_TMPL_F64
+/* Box-Muller over n pairs of uniforms, in place: (r, t) = (u1, u2) ->
+ * p0 + p1·ρ·cos θ, p0 + p1·ρ·sin θ with ρ = √(−2 log(1 − u1)), θ = 2π·u2. The tail goes through
+ * a padded vector, so a pair's normals never depend on its position in the call. */
+static inline void box_muller_vec(real *r, real *t, real p0, real p1)
+{
+    const vec rho = VSQRT((real)-2 * VLOG((real)1 - vld(r))), th = (real)(2 * M_PI) * vld(t);
+    vec sn, cs;
+    VSINCOS(th, sn, cs);
+    vst(r, p0 + p1 * rho * cs);
+    vst(t, p0 + p1 * rho * sn);
+}
+
+static void k_box_muller(int64_t n, double *r, double *t, double p0, double p1)
+{
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) box_muller_vec(r + i, t + i, p0, p1);
+    if (i < n) {
+        real tr[VL] = {0}, tt[VL] = {0};
+        memcpy(tr, r + i, (size_t)(n - i) * sizeof(real));
+        memcpy(tt, t + i, (size_t)(n - i) * sizeof(real));
+        box_muller_vec(tr, tt, p0, p1);
+        memcpy(r + i, tr, (size_t)(n - i) * sizeof(real));
+        memcpy(t + i, tt, (size_t)(n - i) * sizeof(real));
+    }
+}
+#endif
+
 void FILL_FN(nb_kernel_table *k)
 {
     k->isa = STR(ISA);
@@ -517,4 +551,7 @@ void FILL_FN(nb_kernel_table *k)
     k->adam = o_adam;
     k->adagrad = o_adagrad;
     k->bce2 = o_bce2;
+#if NB_TMPL_F64
+    k->box_muller = k_box_muller;
+#endif
 }

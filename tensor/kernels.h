@@ -46,6 +46,9 @@ typedef struct nb_kernel_table {
     void (*adagrad)(int64_t n, void *p, void *g, void *sum, const nb_optim_args *a);
     /* BCE with logits a, targets b: y = its terms (as NB_EW_BCE), d = sigmoid(a) - b, one exp */
     void (*bce2)(int64_t n, void *y, void *d, const void *a, const void *b);
+    /* Normals from n pairs of uniforms (r, t), in place, in double whatever the table's dtype
+     * (the f64 table's entry; NULL in the f32 one): see tensor/rng.c */
+    void (*box_muller)(int64_t n, double *r, double *t, double p0, double p1);
 } nb_kernel_table;
 
 extern const char *const nb_ew_names[NB_EW_COUNT];

@@ -3,6 +3,7 @@
 
 #include "nabla/rng.h"
 #include "tensor/error.h"
+#include "tensor/kernels.h"
 
 void nb_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {
@@ -88,33 +89,39 @@ typedef struct fill_job {
     int per;
 } fill_job;
 
-static void fill_block(const fill_job *j, int64_t b)
+enum { CHUNK_BLOCKS = 64 };
+
+/* Blocks [b0, b1), at most CHUNK_BLOCKS of them: their uniforms, then (normals) Box-Muller on
+ * all their pairs at once through the kernels' vector log and sincos. */
+static void fill_chunk(const fill_job *j, int64_t b0, int64_t b1)
 {
-    uint32_t o[4];
-    block(j->key, j->base + (uint64_t)b, o);
-    double u[4], v[4];
-    if (j->per == 4)
-        for (int k = 0; k < 4; k++) u[k] = u24(o[k]);
-    else
-        u[0] = u53(o[0], o[1]), u[1] = u53(o[2], o[3]);
-    for (int k = 0; k < j->per; k += 2) {
-        if (j->d == DIST_NORMAL) {
-            double rad = sqrt(-2.0 * log(1.0 - u[k])), th = 2.0 * M_PI * u[k + 1];
-            v[k] = j->p0 + j->p1 * rad * cos(th);
-            v[k + 1] = j->p0 + j->p1 * rad * sin(th);
-        } else {
-            for (int q = k; q < k + 2; q++)
-                v[q] = j->d == DIST_UNIFORM ? j->p0 + (j->p1 - j->p0) * u[q] : (u[q] < j->p0 ? 1.0 : 0.0);
-        }
-    }
-    for (int k = 0; k < j->per; k++) {
-        const int64_t i = b * j->per + k - j->first;
-        if (i < 0 || i >= j->n) continue;
-        if (j->t->dtype == NB_F64)
-            ((double *)j->t->data)[i] = v[k];
+    double v[4 * CHUNK_BLOCKS], w[2 * CHUNK_BLOCKS]; /* values; the pairs' second halves */
+    for (int64_t b = b0; b < b1; b++) {
+        uint32_t o[4];
+        block(j->key, j->base + (uint64_t)b, o);
+        double *u = v + (b - b0) * j->per;
+        if (j->per == 4)
+            for (int k = 0; k < 4; k++) u[k] = u24(o[k]);
         else
-            ((float *)j->t->data)[i] = (float)v[k];
+            u[0] = u53(o[0], o[1]), u[1] = u53(o[2], o[3]);
     }
+    const int64_t nv = (b1 - b0) * j->per;
+    if (j->d == DIST_NORMAL) { /* pairs (v[2i], v[2i + 1]) -> cos and sin normals */
+        for (int64_t i = 0; i < nv / 2; i++) w[i] = v[2 * i + 1], v[i] = v[2 * i];
+        nb_kernels(NB_F64)->box_muller(nv / 2, v, w, j->p0, j->p1);
+        for (int64_t i = nv / 2 - 1; i >= 0; i--) v[2 * i + 1] = w[i], v[2 * i] = v[i];
+    } else {
+        for (int64_t q = 0; q < nv; q++)
+            v[q] = j->d == DIST_UNIFORM ? j->p0 + (j->p1 - j->p0) * v[q] : (v[q] < j->p0 ? 1.0 : 0.0);
+    }
+    /* the values this tensor holds: [first, first + n) of the fill */
+    int64_t g0 = b0 * j->per, g1 = g0 + nv;
+    if (g0 < j->first) g0 = j->first;
+    if (g1 > j->first + j->n) g1 = j->first + j->n;
+    if (j->t->dtype == NB_F64)
+        for (int64_t g = g0; g < g1; g++) ((double *)j->t->data)[g - j->first] = v[g - b0 * j->per];
+    else
+        for (int64_t g = g0; g < g1; g++) ((float *)j->t->data)[g - j->first] = (float)v[g - b0 * j->per];
 }
 
 nb_status nb_rng_shard(nb_rng *r, int64_t first, int64_t total)
@@ -139,11 +146,11 @@ static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
         total = (r->rows > r->row0 + t->shape[0] ? r->rows : r->row0 + t->shape[0]) * width;
     }
     const int64_t b0 = j.first / j.per, b1 = (j.first + j.n + j.per - 1) / j.per;
-    if (b1 - b0 > PAR_BLOCKS) {
-#pragma omp parallel for schedule(static)
-        for (int64_t b = b0; b < b1; b++) fill_block(&j, b);
-    } else {
-        for (int64_t b = b0; b < b1; b++) fill_block(&j, b);
+    const int64_t nchunk = (b1 - b0 + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
+#pragma omp parallel for schedule(static) if (b1 - b0 > PAR_BLOCKS)
+    for (int64_t c = 0; c < nchunk; c++) {
+        const int64_t c0 = b0 + c * CHUNK_BLOCKS;
+        fill_chunk(&j, c0, b1 - c0 < CHUNK_BLOCKS ? b1 : c0 + CHUNK_BLOCKS);
     }
     r->counter = j.base + (uint64_t)((total + j.per - 1) / j.per);
 }
