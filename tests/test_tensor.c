@@ -583,9 +583,9 @@ static void test_ties(void)
             for (int l = 0; got && l < lines; l++) {
                 int best = 0;
                 for (int k = 0; k < len; k++) {
-                    const float x = axis ? v[l * C + k] : v[k * C + l], b = axis ? v[l * C + best] : v[best * C + l];
+                    const float e = axis ? v[l * C + k] : v[k * C + l], b = axis ? v[l * C + best] : v[best * C + l];
                     if (b != b) break;
-                    if (x != x || (want_max ? x > b : x < b)) best = k;
+                    if (e != e || (want_max ? e > b : e < b)) best = k;
                 }
                 arg_ok &= nb_get(got, l) == best;
             }
