@@ -52,7 +52,8 @@ NB_API uint64_t nb_rng_below(nb_rng *r, uint64_t n);
 /** Fill a contiguous tensor (not checked) with values uniform in [lo, hi). f32 draws 24-bit
  * uniforms, f64 53-bit. The counter advances by the blocks used. */
 NB_API void nb_rng_uniform(nb_rng *r, nb_tensor *t, double lo, double hi);
-/** Fills a contiguous tensor with N(mean, std²) values (Box–Muller on the same uniforms). */
+/** Fills a contiguous tensor with N(mean, std²) values (Box–Muller on the same uniforms, in
+ * double: SLEEF's vector log and sincos, within 2 ulp of libm's; f32 values are rounded from it). */
 NB_API void nb_rng_normal(nb_rng *r, nb_tensor *t, double mean, double std);
 /** Fills a contiguous tensor with 1 with probability p, else 0. */
 NB_API void nb_rng_bernoulli(nb_rng *r, nb_tensor *t, double p);
