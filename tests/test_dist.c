@@ -220,7 +220,10 @@ static void test_trajectory(nb_dist *d)
     nb_train_cfg cv = small("cvae", 640, 64, 1);
     nb_train_set(&cv, "model", "cvae");
     nb_train_set(&cv, "arch", "conv");
-    same_trajectory(d, "the conv CVAE, 10 steps at batch 64,", cv, 1e-5);
+    /* looser: a ReLU input near 0 can fall on either side in the two runs' rounding, and the
+     * conv nets amplify that (the same build: 3.6e-8 after 10 steps, 1.9e-5 after 9). Gradients
+     * summed without the ranks' weights, which Adam nearly forgives, still give 3.4e-4. */
+    same_trajectory(d, "the conv CVAE, 10 steps at batch 64,", cv, 1e-4);
 }
 
 static void test_resume(nb_dist *d)

@@ -495,7 +495,8 @@ static void test_optim_flush(void)
         nb_optim_set_steps(o, 3); /* SGD's first step would overwrite its momentum */
         nb_set(m, 0, 1e-39), nb_set(m, 1, 1e-3);
         const int stepped = nb_optim_step(o) == NB_OK;
-        const float b1 = 0.9f, want1 = kinds[kk] == NB_SGD ? 1e-3f * b1 + 0.5f : 1e-3f * b1 + (1 - b1) * 0.5f;
+        const float b1 = 0.9f, c1 = (float)(1 - 0.9); /* 1 − β1 rounded from double, as PyTorch */
+        const float want1 = kinds[kk] == NB_SGD ? 1e-3f * b1 + 0.5f : 1e-3f * b1 + c1 * 0.5f;
         ok(stepped && nb_get(m, 0) == 0 && nb_get(w, 0) == 0.25 && nb_get(m, 1) == (double)want1,
            "%s: a subnormal %s under a zero gradient is flushed to 0 (%g), the parameter untouched, a normal one "
            "updated (%g)", kk ? "Adam" : "SGD", nb_optim_state_name(o, 0), nb_get(m, 0), nb_get(m, 1));
