@@ -48,13 +48,7 @@ nb_tensor *nb__vq_project(nb_tape *tp, const nb_model *m, nb_tensor *body)
 
 nb_tensor *nb__vq_quantise(nb_tape *tp, const nb_model *m, nb_tensor *ze, nb_tensor **codes)
 {
-    /* ‖z − e_k‖² = ‖z‖² − 2 z·e_k + ‖e_k‖²; ‖z‖² is the same for every k, so the argmin skips it.
-     * One Linear makes the rest, (−2z)·eᵀ + ‖e‖² (the doubling exact, the bias added as the GEMM
-     * writes), instead of three passes over the (positions, K) distances. On detached copies: the
-     * choice records no backward. */
-    nb_tensor *e = nb_detach(tp, m->codebook), *z = nb_detach(tp, ze);
-    nb_tensor *dist = nb_linear(tp, nb_scale(tp, z, -2.0), e, nb_sum(tp, nb_square(tp, e), NB_AXES(1), 0));
-    nb_tensor *k = nb_argmin(tp, dist, 1, 0);
+    nb_tensor *k = nb_nearest_row(tp, ze, m->codebook); /* argmin_k ‖z − e_k‖², no gradient */
     if (codes) *codes = k;
     return nb_index_select(tp, m->codebook, 0, k);
 }

@@ -388,6 +388,49 @@ static void test_imq_vs_loop(void)
     nb_tape_free(tp);
 }
 
+/* nb_nearest_row against the plain loop over codes: small integers make every distance exact, so
+ * the ties (duplicated codes) must go to the lowest index as the loop's do. 517 rows: two whole
+ * blocks and a tail, on the threads. A NaN in a row of z, or in a code, wins as in nb_argmin. */
+static void test_nearest_row(void)
+{
+    enum { N = 517, K = 37, D = 5 };
+    for (int dt = NB_F32; dt <= NB_F64; dt++) {
+        nb_tape *tp = nb_tape_new();
+        nb_tensor *z = nb_zeros(tp, (nb_dtype)dt, NB_SHAPE(N, D)), *e = nb_zeros(tp, (nb_dtype)dt, NB_SHAPE(K, D));
+        unsigned seed = 77;
+        for (int64_t i = 0; i < N * D; i++) nb_set(z, i, (double)(rand_r(&seed) % 7) - 3);
+        for (int64_t i = 0; i < K * D; i++) nb_set(e, i, (double)(rand_r(&seed) % 7) - 3);
+        for (int c = 0; c < D; c++) nb_set(e, 20 * D + c, nb_get(e, 3 * D + c)); /* code 20 = code 3 */
+        nb_set(z, 100 * D + 2, NAN);
+        int wrong = 0;
+        nb_tensor *k = nb_nearest_row(tp, z, e);
+        for (int64_t i = 0; k && i < N; i++) {
+            int64_t best = 0;
+            double bd = INFINITY;
+            for (int64_t j = 0; j < K; j++) {
+                double dist = 0;
+                for (int c = 0; c < D; c++) dist += pow(nb_get(z, i * D + c) - nb_get(e, j * D + c), 2);
+                if (dist != dist) { best = j; break; }
+                if (dist < bd) bd = dist, best = j;
+            }
+            wrong += nb_get(k, i) != (double)best;
+        }
+        nb_set(e, 9 * D + 4, NAN); /* every row's distance to code 9 is NaN */
+        nb_tensor *k9 = nb_nearest_row(tp, z, e);
+        int not9 = 0;
+        for (int64_t i = 0; k9 && i < N; i++) not9 += nb_get(k9, i) != (i == 100 ? 0 : 9);
+        ok(k && k9 && k->ndim == 1 && k->shape[0] == N && wrong == 0 && not9 == 0,
+           "%s nearest_row (%d,%d) against (%d,%d) = the loop over codes, ties to the lowest (%d wrong); "
+           "a NaN code taken by every row (%d not)", nb_dtype_name((nb_dtype)dt), N, D, K, D, wrong, not9);
+        nb_tape_free(tp);
+    }
+    nb_tape *tp = nb_tape_new();
+    nb_tensor *z = nb_zeros(tp, NB_F32, NB_SHAPE(4, 3)), *e = nb_zeros(tp, NB_F32, NB_SHAPE(6, 2));
+    ok(!nb_nearest_row(tp, z, e) && strstr(nb_tape_error(tp), "nearest_row"),
+       "nearest_row refuses codes of another dim: %s", nb_tape_error(tp));
+    nb_tape_free(tp);
+}
+
 /* The analytic KL against a Monte Carlo estimate: within 3 standard errors. */
 static void test_kl_monte_carlo(void)
 {
@@ -623,6 +666,7 @@ int main(void)
     test_losses_vs_formula();
     test_kl_monte_carlo();
     test_imq_vs_loop();
+    test_nearest_row();
     test_init();
     test_optim_guard();
     test_optim_flush();

@@ -169,6 +169,14 @@ NB_API nb_tensor *nb_normal_log_prob(nb_tape *tp, nb_tensor *x, nb_tensor *mean,
  *         error (shapes other than these). */
 NB_API nb_tensor *nb_imq_kernel_sum(nb_tape *tp, nb_tensor *a, nb_tensor *b, nb_tensor *c);
 
+/** For each row z_i of z (N, d), the index k of the nearest row of codebook (K, d) by squared
+ * Euclidean distance, the lowest k on ties (a NaN distance is taken as nearest, as by nb_argmin):
+ * a VQ-VAE's code lookup. The N × K distances are made and scanned a block of rows at a time and
+ * never stored. The indices (N), in z's dtype, carry no gradient.
+ * @return an arena tensor (until nb_tape_reset or nb_tape_free), or NULL with the tape's error
+ *         (shapes other than these, or K past 2^24 in f32). */
+NB_API nb_tensor *nb_nearest_row(nb_tape *tp, nb_tensor *z, nb_tensor *codebook);
+
 /* ---- initialisers -------------------------------------------------------------------------- */
 /** @file
  * @par Initialisers
