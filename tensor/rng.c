@@ -1,5 +1,4 @@
 /* tensor/rng.c — Philox4x32-10 (Salmon et al., SC'11) and the distributions built on it. */
-#include <math.h>
 
 #include "nabla/rng.h"
 #include "tensor/error.h"
