@@ -420,21 +420,6 @@ static nb_status shape_nearest(nb_tape *tp, const nb_node *n, int *ndim, int64_t
     return NB_OK;
 }
 
-#define NEAREST_SCAN(T)                                                                      \
-    do {                                                                                     \
-        for (int64_t r = 0; r < rows; r++) {                                                 \
-            const T *p = (const T *)D + r * K;                                               \
-            T m = (T)INFINITY;                                                               \
-            k->min(K, p, &m);                                                                \
-            int64_t best = 0;                                                                \
-            if (m != m)                                                                      \
-                while (p[best] == p[best]) best++;                                           \
-            else                                                                             \
-                while (p[best] != m) best++;                                                 \
-            ((T *)n->out->data)[r0 + r] = (T)best;                                           \
-        }                                                                                    \
-    } while (0)
-
 static nb_status fwd_nearest(nb_tape *tp, nb_node *n)
 {
     const nb_tensor *z = n->in[0], *e = n->in[1];
@@ -464,10 +449,11 @@ static nb_status fwd_nearest(nb_tape *tp, nb_node *n)
             st = st ? st : mine;
             continue;
         }
-        if (z->dtype == NB_F64)
-            NEAREST_SCAN(double);
-        else
-            NEAREST_SCAN(float);
+        for (int64_t r = 0; r < rows; r++) {
+            const double best = (double)k->argmin(K, D + (size_t)(r * K) * es);
+            if (z->dtype == NB_F64) ((double *)n->out->data)[r0 + r] = best;
+            else ((float *)n->out->data)[r0 + r] = (float)best;
+        }
     }
     return st ? nb_tape_fail(tp, st, "nb_nearest_row: the distances' GEMM failed (%lld x %lld x %lld)",
                              (long long)N, (long long)K, (long long)d) : NB_OK;

@@ -34,6 +34,7 @@ typedef float real;
 #define VL 1
 typedef real vec;
 #define VSEL_GT(x, t, a, b) ((x) > (t) ? (b) : (a))
+#define VEQ_MASK(x, t) ((unsigned)((x) == (t))) /* bit j: lane j equals t */
 #if NB_TMPL_F64
 #define VEXP exp
 #define VLOG log
@@ -87,6 +88,7 @@ typedef __m256d vec;
 #define VMAX_FAST _mm256_max_pd /* the max and min of finite lanes */
 #define VMIN_FAST _mm256_min_pd
 #define VSEL_GT(x, t, a, b) _mm256_blendv_pd(a, b, _mm256_cmp_pd(x, _mm256_set1_pd(t), _CMP_GT_OQ))
+#define VEQ_MASK(x, t) ((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(x, _mm256_set1_pd(t), _CMP_EQ_OQ)))
 #else
 #define VL 8
 typedef __m256 vec;
@@ -103,6 +105,7 @@ typedef __m256 vec;
 #define VMAX_FAST _mm256_max_ps /* the max and min of finite lanes */
 #define VMIN_FAST _mm256_min_ps
 #define VSEL_GT(x, t, a, b) _mm256_blendv_ps(a, b, _mm256_cmp_ps(x, _mm256_set1_ps(t), _CMP_GT_OQ))
+#define VEQ_MASK(x, t) ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_set1_ps(t), _CMP_EQ_OQ)))
 #define VFMA _mm256_fmadd_ps
 #endif
 #elif NB_ISA_ID == 2
@@ -125,6 +128,7 @@ typedef __m512d vec;
 #define VMAX_FAST _mm512_max_pd /* the max and min of finite lanes */
 #define VMIN_FAST _mm512_min_pd
 #define VSEL_GT(x, t, a, b) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_set1_pd(t), _CMP_GT_OQ), a, b)
+#define VEQ_MASK(x, t) ((unsigned)_mm512_cmp_pd_mask(x, _mm512_set1_pd(t), _CMP_EQ_OQ))
 #else
 #define VL 16
 typedef __m512 vec;
@@ -141,6 +145,7 @@ typedef __m512 vec;
 #define VMAX_FAST _mm512_max_ps /* the max and min of finite lanes */
 #define VMIN_FAST _mm512_min_ps
 #define VSEL_GT(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(t), _CMP_GT_OQ), a, b)
+#define VEQ_MASK(x, t) ((unsigned)_mm512_cmp_ps_mask(x, _mm512_set1_ps(t), _CMP_EQ_OQ))
 #define VFMA _mm512_fmadd_ps
 #endif
 #else
@@ -414,6 +419,38 @@ R_EXTREMUM(r_max, >, VMAX_FAST)
 R_EXTREMUM(r_min, <, VMIN_FAST)
 #undef R_EXTREMUM
 
+/* The first index of the row's minimum (or maximum); the first NaN when there is one. The
+ * extreme comes from the vector reduction, then a scan for it a vector at a time (a compare to
+ * a lane mask): a scalar scan was most of the VQ-VAE's nearest-code lookup. */
+static int64_t first_index(int64_t n, const real *a, real m)
+{
+    int64_t i = 0;
+    if (m != m) {
+        while (a[i] == a[i]) i++;
+        return i;
+    }
+    for (; i + VL <= n; i += VL) {
+        const unsigned hit = VEQ_MASK(vld(a + i), m);
+        if (hit) return i + __builtin_ctz(hit);
+    }
+    while (a[i] != m) i++;
+    return i;
+}
+
+static int64_t r_argmin(int64_t n, const void *A)
+{
+    real m = (real)INFINITY;
+    r_min(n, A, &m);
+    return first_index(n, A, m);
+}
+
+static int64_t r_argmax(int64_t n, const void *A)
+{
+    real m = (real)-INFINITY;
+    r_max(n, A, &m);
+    return first_index(n, A, m);
+}
+
 static void r_sumsq(int64_t n, const void *A, double *acc)
 {
     const real *a = A;
@@ -549,6 +586,8 @@ void FILL_FN(nb_kernel_table *k)
     k->sum = r_sum;
     k->max = r_max;
     k->min = r_min;
+    k->argmin = r_argmin;
+    k->argmax = r_argmax;
     k->sumsq = r_sumsq;
     k->sgd = o_sgd;
     k->adam = o_adam;

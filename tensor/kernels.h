@@ -37,6 +37,9 @@ typedef struct nb_kernel_table {
     const char *isa;
     nb_ew_fn ew[NB_EW_COUNT];
     nb_red_fn sum, max, min;
+    /* the first index of a[0..n)'s minimum or maximum, n >= 1; of its first NaN if it has one */
+    int64_t (*argmin)(int64_t n, const void *a);
+    int64_t (*argmax)(int64_t n, const void *a);
     /* acc += Σ a², in double so that no finite gradient overflows */
     void (*sumsq)(int64_t n, const void *a, double *acc);
     /* one pass of an optimizer over n flat values: parameters p, gradients g (zeroed as they are
