@@ -5,7 +5,6 @@
  * Backward reads the upstream gradient as a view broadcast to the inputs' shape (stride 0 over
  * the summed dims) and adds each input's derivative with one kernel.
  */
-#include <math.h>
 #include <omp.h>
 #include <string.h>
 
