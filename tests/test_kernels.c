@@ -283,7 +283,7 @@ static void check_bce2(nb_dtype dt, const nb_kernel_table *ref, const nb_kernel_
 /* f32 tanh is nabla's own (polynomial below |x| = 0.98, exp above): against the true value
  * (double tanh, correctly rounded to well under an f32 ulp), not only against glibc's tanhf,
  * which is itself 2.19 ulp off in places. Every 61st float from 0 to 10 (past which tanh rounds
- * to 1), dense around the switch, with both signs and the edge values. */
+ * to 1) and 67 more around the switch, alternately negated, and the edge values. */
 static void check_tanh_f32(const nb_kernel_table *simd)
 {
     enum { N = 4096 };
