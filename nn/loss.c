@@ -419,14 +419,32 @@ static nb_status shape_nearest(nb_tape *tp, const nb_node *n, int *ndim, int64_t
     return NB_OK;
 }
 
+/* Rows [r0, r0 + NEAREST_ROWS) and none from N on, D (NEAREST_ROWS × K) their distances' buffer,
+ * e2 the codes' ‖e‖² */
+static nb_status nearest_block(nb_node *n, const char *e2, char *D, int64_t r0)
+{
+    const nb_tensor *z = n->in[0], *e = n->in[1];
+    const int64_t N = z->shape[0], K = e->shape[0], d = z->shape[1];
+    const int64_t rows = N - r0 < NEAREST_ROWS ? N - r0 : NEAREST_ROWS;
+    const size_t es = nb_dtype_size(z->dtype);
+    for (int64_t r = 0; r < rows; r++) memcpy(D + (size_t)(r * K) * es, e2, (size_t)K * es);
+    const nb_status st = nb_gemm(z->dtype, 0, 1, rows, K, d, -2.0, (const char *)z->data + (size_t)(r0 * d) * es, d,
+                                 e->data, d, 1.0, D, K);
+    const nb_kernel_table *k = nb_kernels(z->dtype);
+    for (int64_t r = 0; !st && r < rows; r++) {
+        const double best = (double)k->argmin(K, D + (size_t)(r * K) * es);
+        if (z->dtype == NB_F64) ((double *)n->out->data)[r0 + r] = best;
+        else ((float *)n->out->data)[r0 + r] = (float)best;
+    }
+    return st;
+}
+
 static nb_status fwd_nearest(nb_tape *tp, nb_node *n)
 {
     const nb_tensor *z = n->in[0], *e = n->in[1];
     const int64_t N = z->shape[0], K = e->shape[0], d = z->shape[1];
     const size_t es = nb_dtype_size(z->dtype);
-    const nb_kernel_table *k = nb_kernels(z->dtype);
-    const int64_t blocks = (N + NEAREST_ROWS - 1) / NEAREST_ROWS;
-    const int threads = blocks > 1 && N * K * d > (1 << 16) ? omp_get_max_threads() : 1;
+    const int threads = N > NEAREST_ROWS && N * K * d > (1 << 16) ? omp_get_max_threads() : 1;
     char *e2 = nb_op_scratch(tp, (size_t)(K + (int64_t)threads * NEAREST_ROWS * K) * es);
     if (!e2) return nb_tape_status(tp);
     for (int64_t j = 0; j < K; j++) { /* ‖e_j‖², summed in double */
@@ -435,24 +453,19 @@ static nb_status fwd_nearest(nb_tape *tp, nb_node *n)
         if (z->dtype == NB_F64) ((double *)e2)[j] = s;
         else ((float *)e2)[j] = (float)s;
     }
+    char *D = e2 + (size_t)K * es;
     nb_status st = NB_OK;
+    if (threads > 1) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t b = 0; b < blocks; b++) {
-        char *D = e2 + (size_t)(K + (int64_t)omp_get_thread_num() * NEAREST_ROWS * K) * es;
-        const int64_t r0 = b * NEAREST_ROWS, rows = N - r0 < NEAREST_ROWS ? N - r0 : NEAREST_ROWS;
-        for (int64_t r = 0; r < rows; r++) memcpy(D + (size_t)(r * K) * es, e2, (size_t)K * es);
-        const nb_status mine = nb_gemm(z->dtype, 0, 1, rows, K, d, -2.0, (const char *)z->data + (size_t)(r0 * d) * es,
-                                       d, e->data, d, 1.0, D, K);
-        if (mine) {
+        for (int64_t r0 = 0; r0 < N; r0 += NEAREST_ROWS) {
+            const nb_status mine = nearest_block(n, e2, D + (size_t)(omp_get_thread_num() * NEAREST_ROWS * K) * es, r0);
+            if (mine) {
 #pragma omp critical(nb_nearest)
-            st = st ? st : mine;
-            continue;
+                st = st ? st : mine;
+            }
         }
-        for (int64_t r = 0; r < rows; r++) {
-            const double best = (double)k->argmin(K, D + (size_t)(r * K) * es);
-            if (z->dtype == NB_F64) ((double *)n->out->data)[r0 + r] = best;
-            else ((float *)n->out->data)[r0 + r] = (float)best;
-        }
+    } else { /* no parallel region at all: even an if(0) one costs a team and a futex round trip */
+        for (int64_t r0 = 0; r0 < N && !st; r0 += NEAREST_ROWS) st = nearest_block(n, e2, D, r0);
     }
     return st ? nb_tape_fail(tp, st, "nb_nearest_row: the distances' GEMM failed (%lld x %lld x %lld)",
                              (long long)N, (long long)K, (long long)d) : NB_OK;

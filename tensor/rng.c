@@ -90,10 +90,11 @@ typedef struct fill_job {
 
 enum { CHUNK_BLOCKS = 64 };
 
-/* Blocks [b0, b1), at most CHUNK_BLOCKS of them: their uniforms, then (normals) Box-Muller on
- * all their pairs at once through the kernels' vector log and sincos. */
-static void fill_chunk(const fill_job *j, int64_t b0, int64_t b1)
+/* Blocks [b0, b0 + CHUNK_BLOCKS), and none from end on: their uniforms, then (normals)
+ * Box-Muller on all their pairs at once through the kernels' vector log and sincos. */
+static void fill_chunk(const fill_job *j, int64_t b0, int64_t end)
 {
+    const int64_t b1 = end - b0 < CHUNK_BLOCKS ? end : b0 + CHUNK_BLOCKS;
     double v[4 * CHUNK_BLOCKS], w[2 * CHUNK_BLOCKS]; /* values; the pairs' second halves */
     for (int64_t b = b0; b < b1; b++) {
         uint32_t o[4];
@@ -145,11 +146,11 @@ static void fill(nb_rng *r, nb_tensor *t, dist d, double p0, double p1)
         total = (r->rows > r->row0 + t->shape[0] ? r->rows : r->row0 + t->shape[0]) * width;
     }
     const int64_t b0 = j.first / j.per, b1 = (j.first + j.n + j.per - 1) / j.per;
-    const int64_t nchunk = (b1 - b0 + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
-#pragma omp parallel for schedule(static) if (b1 - b0 > PAR_BLOCKS)
-    for (int64_t c = 0; c < nchunk; c++) {
-        const int64_t c0 = b0 + c * CHUNK_BLOCKS;
-        fill_chunk(&j, c0, b1 - c0 < CHUNK_BLOCKS ? b1 : c0 + CHUNK_BLOCKS);
+    if (b1 - b0 > PAR_BLOCKS) {
+#pragma omp parallel for schedule(static)
+        for (int64_t c0 = b0; c0 < b1; c0 += CHUNK_BLOCKS) fill_chunk(&j, c0, b1);
+    } else { /* no parallel region at all: even an if(0) one costs a team and a futex round trip */
+        for (int64_t c0 = b0; c0 < b1; c0 += CHUNK_BLOCKS) fill_chunk(&j, c0, b1);
     }
     r->counter = j.base + (uint64_t)((total + j.per - 1) / j.per);
 }
