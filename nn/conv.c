@@ -65,7 +65,9 @@ static dnnl_stream_t stream;
 typedef struct dnn_arg {
     dnnl_memory_t user, prim;  /* prim == user when the layouts agree (and it is no ACC output) */
     dnnl_primitive_t reorder;  /* user→prim for inputs, prim→user for outputs; or NULL */
+    dnnl_primitive_t put;      /* ARG_OUT_ACC: prim→user without the sum, for a first write */
     size_t bytes;              /* of a separate prim buffer */
+    int unblock;               /* an output from channels blocked by 16 or 8 to plain NCHW: 16, 8, or 0 */
 } dnn_arg;
 
 /* Outputs either overwrite the caller's buffer or, for gradients, add into it: the primitive
@@ -75,6 +77,7 @@ typedef enum { ARG_IN, ARG_OUT, ARG_OUT_ACC } arg_mode;
 static void arg_free(dnn_arg *a)
 {
     if (a->reorder) dnnl_primitive_destroy(a->reorder);
+    if (a->put) dnnl_primitive_destroy(a->put);
     if (a->prim && a->prim != a->user) dnnl_memory_destroy(a->prim);
     if (a->user) dnnl_memory_destroy(a->user);
     memset(a, 0, sizeof *a);
@@ -90,6 +93,14 @@ static dnnl_status_t arg_init(dnn_arg *a, const dnnl_memory_desc_t *user_md,
     }
     if ((st = dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_NONE))) return st;
     a->bytes = dnnl_memory_desc_get_size(prim_md);
+    dnnl_memory_desc_t m;
+    for (int i = 0; i < 2 && mode != ARG_IN && user_md->ndims == 4 && !a->unblock; i++) {
+        dnnl_memory_desc_init_by_tag(&m, 4, user_md->dims, dnnl_f32, i ? dnnl_nChw8c : dnnl_nChw16c);
+        if (dnnl_memory_desc_equal(&m, prim_md)) {
+            dnnl_memory_desc_init_by_tag(&m, 4, user_md->dims, dnnl_f32, dnnl_nchw);
+            a->unblock = dnnl_memory_desc_equal(&m, user_md) ? (i ? 8 : 16) : 0;
+        }
+    }
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t sum = NULL;
     if (mode == ARG_OUT_ACC &&
@@ -103,18 +114,51 @@ static dnnl_status_t arg_init(dnn_arg *a, const dnnl_memory_desc_t *user_md,
         st = dnnl_primitive_create(&a->reorder, pd);
         dnnl_primitive_desc_destroy(pd);
     }
+    if (!st && mode == ARG_OUT_ACC &&
+        !(st = dnnl_reorder_primitive_desc_create(&pd, prim_md, engine, user_md, engine, NULL))) {
+        st = dnnl_primitive_create(&a->put, pd);
+        dnnl_primitive_desc_destroy(pd);
+    }
 out:
     if (sum) dnnl_post_ops_destroy(sum);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return st;
 }
 
+/* Blocked channels (N, C/blk, H, W, blk) to NCHW: oneDNN 2.6's reorder took 1.0 ms for 128 x 32
+ * x 14 x 14 at 1 thread (its reverse 0.55); this one reads each block from L1 a channel at a
+ * time and writes each plane in order. */
+static void unblock(float *dst, const float *src, const dnnl_dims_t dims, int blk)
+{
+    const int64_t N = dims[0], C = dims[1], HW = dims[2] * dims[3], CB = (C + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
+    for (int64_t i = 0; i < N * CB; i++) {
+        const int64_t n = i / CB, cb = i % CB;
+        const float *s = src + i * HW * blk;
+        for (int64_t c = 0; c < blk && cb * blk + c < C; c++) {
+            float *d = dst + (n * C + cb * blk + c) * HW;
+            for (int64_t j = 0; j < HW; j++) d[j] = s[j * blk + c];
+        }
+    }
+}
+
+/* output: 0 for an input (user→prim), 1 for an output, 2 for an ACC output written first */
 static dnnl_status_t run_reorder(dnn_arg *a, int output)
 {
-    if (!a->reorder) return dnnl_success;
+    if (a->unblock && (output == 2 || (output == 1 && !a->put))) {
+        void *from = NULL, *to = NULL;
+        const dnnl_memory_desc_t *md = NULL;
+        dnnl_status_t st = dnnl_memory_get_data_handle(a->prim, &from);
+        if (!st) st = dnnl_memory_get_data_handle(a->user, &to);
+        if (!st) st = dnnl_memory_get_memory_desc(a->user, &md);
+        if (!st) unblock(to, from, md->dims, a->unblock);
+        return st;
+    }
+    dnnl_primitive_t r = output == 2 && a->put ? a->put : a->reorder;
+    if (!r) return dnnl_success;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, output ? a->prim : a->user},
                                {DNNL_ARG_TO, output ? a->user : a->prim}};
-    return dnnl_primitive_execute(a->reorder, stream, 2, args);
+    return dnnl_primitive_execute(r, stream, 2, args);
 }
 
 static const dnnl_memory_desc_t *prim_md_of(const dnn_arg *a)
@@ -124,15 +168,84 @@ static const dnnl_memory_desc_t *prim_md_of(const dnn_arg *a)
     return md;
 }
 
-/* One input of a call: its data, and optionally an argument of an earlier primitive that already
- * holds that data reordered (the forward's source for backward-weights, say): when both want the
- * same layout the reorder is skipped. */
+/* One input of a call: its data, and where it may already be in the primitive's layout: an
+ * argument of an earlier primitive that holds it reordered (the forward's source for
+ * backward-weights, say), or a blocked copy (blk, below). Either is used when its layout is the
+ * primitive's, and the reorder is skipped. */
 typedef struct exec_in {
     int kind;
     dnn_arg *arg;
     const void *data;
     const dnn_arg *have;
+    void *blk;
 } exec_in;
+
+/* One output: keep, to keep the primitive's buffer for the step (a blocked copy); first, for an
+ * ACC output that nothing was added into yet (overwritten, not summed); defer, to leave the
+ * reorder to the caller. */
+typedef struct exec_out {
+    int kind;
+    dnn_arg *arg;
+    void *data;
+    int keep, first, defer;
+} exec_out;
+
+/* ---- blocked copies ------------------------------------------------------------------------
+ * A convolution's output leaves its primitive in oneDNN's blocked layout and is reordered to the
+ * caller's NCHW, and the next convolution reorders it back (conv VQ-VAE, 1 thread: 19 reorders
+ * a step, a quarter of its convolutions' time). A step keeps the blocked buffer of each f32
+ * convolution's output, and of an input gradient its backward wrote, found by the NCHW data: a
+ * convolution reading that tensor in the same layout skips its reorder. An op's output is never
+ * written after its op (its backward may read it), so a copy stays true for the step. A gradient
+ * is kept only when one node reads the input: a second would add into it later. */
+typedef struct blk_copy {
+    const void *data;
+    const dnnl_memory_desc_t *md; /* a primitive's argument's: it lives as long as the tape */
+    void *buf;                    /* step memory */
+} blk_copy;
+
+typedef struct blk_table {
+    uint64_t gen; /* the step the copies belong to */
+    int n;
+    blk_copy e[64];
+} blk_table;
+
+static const char blk_key[32] = "nn/conv.c: blocked copies";
+
+static void blk_add(nb_tape *tp, uint64_t gen, const void *data, const dnn_arg *a)
+{
+    blk_table *t = nb_tape_cache_find(tp, blk_key, sizeof blk_key);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t))) return; /* an optimisation: no copies, no error */
+        if (nb_tape_cache_add(tp, blk_key, sizeof blk_key, t, free)) return;
+    }
+    if (t->gen != gen) t->gen = gen, t->n = 0;
+    void *buf = NULL;
+    if (t->n == (int)(sizeof t->e / sizeof t->e[0]) || dnnl_memory_get_data_handle(a->prim, &buf) || !buf)
+        return;
+    t->e[t->n++] = (blk_copy){data, prim_md_of(a), buf};
+}
+
+/* The blocked copy of data in a's layout, or NULL. */
+static void *blk_find(nb_tape *tp, uint64_t gen, const void *data, const dnn_arg *a)
+{
+    const blk_table *t = nb_tape_cache_find(tp, blk_key, sizeof blk_key);
+    if (!t || t->gen != gen || a->prim == a->user) return NULL;
+    const dnnl_memory_desc_t *md = prim_md_of(a);
+    for (int i = t->n - 1; i >= 0; i--)
+        if (t->e[i].data == data && dnnl_memory_desc_equal(t->e[i].md, md)) return t->e[i].buf;
+    return NULL;
+}
+
+/* 1 when x is the input of one node of the tape: then its gradient is that node's alone. */
+static int one_reader(const nb_tape *tp, const nb_tensor *x)
+{
+    int uses = 0;
+    const nb_node *m;
+    for (int i = 0; (m = nb_tape_node(tp, i)); i++)
+        for (int k = 0; k < m->nin; k++) uses += m->in[k] == x;
+    return uses == 1;
+}
 
 typedef struct conv_prims {
     int has_bias, bwd_tried;
@@ -358,10 +471,8 @@ fail:
     return st;
 }
 
-/* Runs a primitive: inputs reordered in (unless `have` holds them already), outputs reordered
- * out (added in, for ARG_OUT_ACC), then waits. */
 /* Gives a separate prim buffer its memory: for the step when a later call reuses it (the
- * forward's reordered inputs), else for this call only. */
+ * forward's reordered inputs, a blocked copy), else for this call only. */
 static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a, int keep)
 {
     if (a->prim == a->user) return dnnl_success;
@@ -369,8 +480,11 @@ static dnnl_status_t bind_prim(nb_tape *tp, dnn_arg *a, int keep)
     return buf ? dnnl_memory_set_data_handle(a->prim, buf) : dnnl_out_of_memory;
 }
 
-static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scratch, int keep, int nin,
-                             const exec_in *in, int nout, const int *out_kind, dnn_arg **out, void **out_data)
+/* Runs a primitive: inputs reordered in (unless held already, or keep_in keeps them for the
+ * step), outputs reordered out (added in, for an ACC output not written first) unless deferred,
+ * then waits. */
+static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scratch, int keep_in, int nin,
+                             const exec_in *in, int nout, const exec_out *out)
 {
     dnnl_exec_arg_t args[9];
     dnnl_status_t st = dnnl_success;
@@ -390,17 +504,22 @@ static dnnl_status_t execute(nb_tape *tp, dnnl_primitive_t p, dnnl_memory_t scra
             continue;
         }
         TRY(dnnl_memory_set_data_handle(a->user, (void *)in[i].data));
-        TRY(bind_prim(tp, a, keep));
-        TRY(run_reorder(a, 0));
+        if (in[i].blk && a->prim != a->user) {
+            TRY(dnnl_memory_set_data_handle(a->prim, in[i].blk));
+        } else {
+            TRY(bind_prim(tp, a, keep_in));
+            TRY(run_reorder(a, 0));
+        }
         args[k++] = (dnnl_exec_arg_t){in[i].kind, a->prim};
     }
     for (int i = 0; i < nout; i++) {
-        TRY(dnnl_memory_set_data_handle(out[i]->user, out_data[i]));
-        TRY(bind_prim(tp, out[i], 0));
-        args[k++] = (dnnl_exec_arg_t){out_kind[i], out[i]->prim};
+        TRY(dnnl_memory_set_data_handle(out[i].arg->user, out[i].data));
+        TRY(bind_prim(tp, out[i].arg, out[i].keep));
+        args[k++] = (dnnl_exec_arg_t){out[i].kind, out[i].arg->prim};
     }
     TRY(dnnl_primitive_execute(p, stream, k, args));
-    for (int i = 0; i < nout; i++) TRY(run_reorder(out[i], 1));
+    for (int i = 0; i < nout; i++)
+        if (!out[i].defer) TRY(run_reorder(out[i].arg, out[i].first ? 2 : 1));
     st = dnnl_stream_wait(stream);
 fail:
     return st;
@@ -459,6 +578,37 @@ static void bias_relu(nb_tensor *y, const nb_tensor *b, int relu)
     }
 }
 
+/* bias_relu on a primitive's output in oneDNN's layout md, before its reorder to NCHW: 1 when
+ * md is plain or blocked by 8 or 16 channels (their padding stays zero), 0 when not done. */
+static int bias_relu_prim(float *y, const dnnl_memory_desc_t *md, const nb_tensor *b, int relu)
+{
+    const int64_t N = md->dims[0], O = md->dims[1], HW = md->dims[2] * md->dims[3];
+    const float *bias = b ? b->data : NULL;
+    dnnl_memory_desc_t m;
+    int blk = 0;
+    for (int i = 0; i < 3 && !blk; i++) {
+        const dnnl_format_tag_t tag[3] = {dnnl_nchw, dnnl_nChw16c, dnnl_nChw8c};
+        dnnl_memory_desc_init_by_tag(&m, 4, md->dims, dnnl_f32, tag[i]);
+        if (dnnl_memory_desc_equal(&m, md)) blk = i == 0 ? 1 : i == 1 ? 16 : 8;
+    }
+    if (!blk) return 0;
+    const int64_t CB = (O + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (N * CB * HW * blk > (1 << 16))
+    for (int64_t i = 0; i < N * CB; i++) {
+        float bv[16] = {0}, *p = y + i * HW * blk;
+        for (int c = 0; c < blk; c++) {
+            const int64_t ch = i % CB * blk + c;
+            bv[c] = bias && ch < O ? bias[ch] : 0; /* padding channels stay 0 */
+        }
+        for (int64_t j = 0; j < HW; j++, p += blk)
+            for (int c = 0; c < blk; c++) {
+                const float v = p[c] + bv[c];
+                p[c] = relu && v < 0 ? 0 : v;
+            }
+    }
+    return 1;
+}
+
 static nb_status fwd_conv(nb_tape *tp, nb_node *n)
 {
     conv_aux *aux = n->saved;
@@ -477,18 +627,27 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
     if (!(aux->prims = prims_for(tp, n))) return nb_tape_status(tp);
     conv_prims *c = aux->prims;
     aux->seq = ++c->fwd_seq;
-    const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL},
-                           {DNNL_ARG_WEIGHTS, &c->f_wei, w->data, NULL},
-                           {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL}};
-    dnn_arg *out[1] = {&c->f_dst};
-    void *out_data[1] = {y->data};
-    dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, 1, b && !transposed ? 3 : 2, in, 1,
-                               (const int[]){DNNL_ARG_DST}, out, out_data);
-    if (st) return dnn_fail(tp, n, "forward", st);
+    const uint64_t gen = y->gen;
+    const exec_in in[3] = {{DNNL_ARG_SRC, &c->f_src, x->data, NULL, blk_find(tp, gen, x->data, &c->f_src)},
+                           {DNNL_ARG_WEIGHTS, &c->f_wei, w->data, NULL, NULL},
+                           {DNNL_ARG_BIAS, &c->f_bias, b ? b->data : NULL, NULL, NULL}};
     /* oneDNN 2.6 adds a deconvolution's bias in a slow pass of its own and runs its ReLU post-op
      * 6x slower than the deconvolution: both run here (the conv VAE's forward at 1 thread: 16.4
-     * -> 12.7 ms a step with the bias here, the same losses) */
-    if (transposed && (b || aux->relu)) bias_relu(y, b, aux->relu);
+     * -> 12.7 ms a step with the bias here, the same losses), on the primitive's output while it
+     * is in cache and before its reorder when its layout allows */
+    const int post = transposed && (b || aux->relu), blocked = c->f_dst.prim != c->f_dst.user;
+    const exec_out out = {DNNL_ARG_DST, &c->f_dst, y->data, blocked, 0, post && blocked};
+    dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, 1, b && !transposed ? 3 : 2, in, 1, &out);
+    int kept = blocked && !st;
+    if (!st && out.defer) {
+        void *buf = NULL;
+        if (!(st = dnnl_memory_get_data_handle(c->f_dst.prim, &buf)))
+            kept = bias_relu_prim(buf, prim_md_of(&c->f_dst), b, aux->relu);
+        if (!st && !(st = run_reorder(&c->f_dst, 1))) st = dnnl_stream_wait(stream);
+    }
+    if (st) return dnn_fail(tp, n, "forward", st);
+    if (post && !kept) bias_relu(y, b, aux->relu);
+    if (kept) blk_add(tp, gen, y->data, &c->f_dst);
     return NB_OK;
 }
 
@@ -516,48 +675,63 @@ static void bwd_f64(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_te
     if (gb) bias_grad_f64(gy, gb);
 }
 
-/* Gradients accumulate: the outputs are ARG_OUT_ACC arguments, added into gx, gw, gb. */
-static void bwd_f32(nb_tape *tp, nb_node *n, nb_tensor *gx, nb_tensor *gw, nb_tensor *gb)
+/* The backward primitives, made on the first backward: NULL with the error on the tape. */
+static conv_prims *prims_bwd(nb_tape *tp, nb_node *n)
 {
-    conv_aux *aux = n->saved;
+    const conv_aux *aux = n->saved;
     conv_prims *c = aux->prims;
-    conv_shape s = shape_of(n);
-    dnnl_status_t st;
     if (!c->bwd_tried) {
         c->bwd_tried = 1;
-        if ((st = prims_backward(c, &s))) {
+        conv_shape s = shape_of(n);
+        const dnnl_status_t st = prims_backward(c, &s);
+        if (st) {
             dnn_fail(tp, n, "backward primitive creation", st);
-            return;
+            return NULL;
         }
     }
     if (!c->bwd_data || !c->bwd_wei) {
         dnn_fail(tp, n, "backward primitive creation (earlier)", dnnl_runtime_error);
-        return;
+        return NULL;
     }
+    return c;
+}
+
+/* Gradients are ARG_OUT_ACC arguments: written on their first use, else added in. gy_blk is
+ * the output's gradient in the backward-data primitive's layout, or NULL. */
+static void bwd_f32(nb_tape *tp, nb_node *n, void *gy_blk)
+{
+    const conv_aux *aux = n->saved;
+    conv_prims *c = aux->prims;
+    dnnl_status_t st;
     const nb_tensor *x = n->in[0], *w = n->in[1], *gy = n->out->grad;
+    const uint64_t gen = n->out->gen;
+    int fx = 0, fw = 0, fb = 0;
+    nb_tensor *gx = nb_op_grad_fresh(tp, n, 0, &fx), *gw = nb_op_grad_fresh(tp, n, 1, &fw);
+    nb_tensor *gb = n->nin > 2 ? nb_op_grad_fresh(tp, n, 2, &fb) : NULL;
+    if (nb_tape_status(tp)) return;
     /* still in the forward's reordered buffers when no other forward used these primitives since */
     const int fresh = aux->seq == c->fwd_seq;
     if (gx) {
-        const exec_in in[2] = {{DNNL_ARG_DIFF_DST, &c->d_ddst, gy->data, NULL},
-                               {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL}};
-        dnn_arg *out[1] = {&c->d_dsrc};
-        void *out_data[1] = {gx->data};
-        if ((st = execute(tp, c->bwd_data, c->d_scratch, 0, 2, in, 1, (const int[]){DNNL_ARG_DIFF_SRC}, out, out_data))) {
+        const int keep = fx && one_reader(tp, x); /* then gx's blocked copy is all of gx */
+        const exec_in in[2] = {{DNNL_ARG_DIFF_DST, &c->d_ddst, gy->data, NULL, gy_blk},
+                               {DNNL_ARG_WEIGHTS, &c->d_wei, w->data, fresh ? &c->f_wei : NULL, NULL}};
+        const exec_out out = {DNNL_ARG_DIFF_SRC, &c->d_dsrc, gx->data, keep, fx, 0};
+        if ((st = execute(tp, c->bwd_data, c->d_scratch, 0, 2, in, 1, &out))) {
             dnn_fail(tp, n, "backward data", st);
             return;
         }
+        if (keep) blk_add(tp, gen, gx->data, &c->d_dsrc);
     }
     if (gw || gb) { /* both are computed together; one the caller does not need goes to scratch */
-        /* the gradient the caller does not need goes to scratch */
         void *tw = gw ? gw->data : nb_op_scratch(tp, (size_t)nb_numel(w) * sizeof(float));
         void *tb = !c->has_bias ? NULL : gb ? gb->data : nb_op_scratch(tp, (size_t)nb_numel(n->in[2]) * sizeof(float));
         if (!tw || (c->has_bias && !tb)) return;
-        const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL},
-                               {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL}};
-        dnn_arg *out[2] = {&c->w_dwei, &c->w_dbias};
-        void *out_data[2] = {tw, tb};
-        st = execute(tp, c->bwd_wei, c->w_scratch, 0, 2, in, tb ? 2 : 1, (const int[]){DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS}, out,
-                     out_data);
+        const exec_in in[2] = {{DNNL_ARG_SRC, &c->w_src, x->data, fresh ? &c->f_src : NULL,
+                                blk_find(tp, gen, x->data, &c->w_src)},
+                               {DNNL_ARG_DIFF_DST, &c->w_ddst, gy->data, gx ? &c->d_ddst : NULL, gy_blk}};
+        const exec_out out[2] = {{DNNL_ARG_DIFF_WEIGHTS, &c->w_dwei, tw, 0, !gw || fw, 0},
+                                 {DNNL_ARG_DIFF_BIAS, &c->w_dbias, tb, 0, !gb || fb, 0}};
+        st = execute(tp, c->bwd_wei, c->w_scratch, 0, 2, in, tb ? 2 : 1, out);
         if (st) dnn_fail(tp, n, "backward weights", st);
     }
 }
@@ -566,19 +740,41 @@ static nb_status bwd_conv(nb_tape *tp, nb_node *n)
 {
     const conv_aux *aux = n->saved;
     nb_tensor *gy = n->out->grad, masked;
-    if (aux->relu) { /* through the fused ReLU first: the gradient where the output is positive */
+    const int f32 = n->out->dtype == NB_F32;
+    conv_prims *c = f32 ? prims_bwd(tp, n) : NULL;
+    if (f32 && !c) return nb_tape_status(tp);
+    /* the output's gradient in the primitives' layout, when the next convolution left it so
+     * and both backward primitives read that layout (else they read gy, masked below) */
+    void *gy_blk = f32 && dnnl_memory_desc_equal(prim_md_of(&c->d_ddst), prim_md_of(&c->w_ddst))
+                       ? blk_find(tp, n->out->gen, gy->data, &c->d_ddst)
+                       : NULL;
+    if (aux->relu && gy_blk) { /* through the fused ReLU there, from the output's blocked copy */
+        void *y_blk = blk_find(tp, n->out->gen, n->out->data, &c->d_ddst);
+        nb_tensor g, y, m;
+        const int64_t len = (int64_t)(c->d_ddst.bytes / sizeof(float));
+        void *buf = y_blk ? nb_op_scratch(tp, c->d_ddst.bytes) : NULL;
+        if (buf) {
+            nb_tensor_wrap(&g, NB_F32, 1, &len, gy_blk);
+            nb_tensor_wrap(&y, NB_F32, 1, &len, y_blk);
+            nb_tensor_wrap(&m, NB_F32, 1, &len, buf);
+            nb_ew(NB_EW_RELU_MASK, &m, &g, &y, NULL, 0, 0);
+        }
+        gy_blk = buf;
+    }
+    if (aux->relu && !gy_blk) { /* through the fused ReLU first: the gradient where the output is positive */
         void *buf = nb_op_scratch(tp, (size_t)nb_numel(gy) * nb_dtype_size(gy->dtype));
         if (!buf) return nb_tape_status(tp);
         nb_tensor_wrap(&masked, gy->dtype, gy->ndim, gy->shape, buf);
         nb_ew(NB_EW_RELU_MASK, &masked, gy, n->out, NULL, 0, 0);
         n->out->grad = &masked; /* for this call, which the scratch lives for */
     }
-    nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1);
-    nb_tensor *gb = n->nin > 2 ? nb_op_grad(tp, n, 2) : NULL;
-    if (n->out->dtype == NB_F64)
+    if (f32) {
+        bwd_f32(tp, n, gy_blk);
+    } else {
+        nb_tensor *gx = nb_op_grad(tp, n, 0), *gw = nb_op_grad(tp, n, 1);
+        nb_tensor *gb = n->nin > 2 ? nb_op_grad(tp, n, 2) : NULL;
         bwd_f64(tp, n, gx, gw, gb);
-    else
-        bwd_f32(tp, n, gx, gw, gb);
+    }
     n->out->grad = gy;
     return nb_tape_status(tp);
 }

@@ -192,6 +192,64 @@ static void test_conv_twice(void)
     }
 }
 
+/* Convolutions feeding convolutions, as the conv models chain them, in f32 against the f64
+ * loops: a step keeps each f32 convolution's output, and the input gradient its backward wrote,
+ * in oneDNN's blocked layout for the next convolution (no reorder), so this checks those copies:
+ * a transposed convolution's bias and ReLU applied to its blocked output, the ReLU's mask taken
+ * on blocked copies, 11 input channels (the conv CVAE's, where the two backward primitives want
+ * different layouts), an output read by two nodes (its gradient added to after a convolution
+ * wrote it), and a second step on the same tapes, its input without a gradient. */
+static nb_tensor *conv_chain(nb_tape *tp, nb_tensor *const p[13])
+{
+    const nb_conv_cfg s2 = nb_conv(2, 1), one = nb_conv(1, 0);
+    nb_tensor *h1 = nb_conv2d_relu(tp, p[0], p[1], p[2], s2); /* 11 -> 32, 28 -> 14 */
+    nb_tensor *h2 = nb_conv2d_relu(tp, h1, p[3], p[4], s2);   /* 32 -> 64, 14 -> 7 */
+    /* h2 and z have a second reader, made before the convolution that reads them: its backward
+     * adds into their gradients after that convolution's wrote them */
+    nb_tensor *side = nb_sum_all(tp, nb_square(tp, h2));
+    nb_tensor *z = nb_conv2d(tp, h2, p[5], p[6], one); /* 64 -> 16 */
+    side = nb_add(tp, side, nb_sum_all(tp, nb_mul(tp, z, z)));
+    nb_tensor *g1 = nb_conv2d_relu(tp, z, p[7], p[8], one);            /* 16 -> 64 */
+    nb_tensor *g2 = nb_conv_transpose2d_relu(tp, g1, p[9], p[10], s2); /* 64 -> 32, 7 -> 14 */
+    nb_tensor *y = nb_conv_transpose2d(tp, g2, p[11], p[12], s2);      /* 32 -> 1, 14 -> 28 */
+    return nb_add(tp, nb_sum_all(tp, nb_square(tp, y)), nb_scale(tp, side, 0.01));
+}
+
+static void test_conv_chain(void)
+{
+    const int64_t shp[13][4] = {{3, 11, 28, 28}, {32, 11, 4, 4}, {32}, {64, 32, 4, 4}, {64}, {16, 64, 1, 1},
+                                {16}, {64, 16, 1, 1}, {64}, {64, 32, 4, 4}, {32}, {32, 1, 4, 4}, {1}};
+    nb_tape *t64 = nb_tape_new(), *t32 = nb_tape_new();
+    nb_rng r = nb_rng_seed(44);
+    for (int step = 0; step < 2; step++) {
+        nb_tape_reset(t64);
+        nb_tape_reset(t32);
+        nb_tensor *p64[13], *p32[13];
+        for (int i = 0; i < 13; i++) {
+            const int nd = shp[i][1] ? 4 : 1;
+            const double a = i == 0 ? 1 : 0.3;
+            p64[i] = nb_uniform(t64, &r, NB_F64, nd, shp[i], -a, a);
+            p32[i] = to_f32(t32, p64[i]);
+            if (i || !step) /* the second step's input has no gradient, as a model's images */
+                nb_requires_grad(p64[i]), nb_requires_grad(p32[i]);
+            for (int64_t j = 0; j < nb_numel(p64[i]); j++) nb_set(p64[i], j, nb_get(p32[i], j));
+        }
+        nb_tensor *l64 = conv_chain(t64, p64), *l32 = conv_chain(t32, p32);
+        nb_status s1 = nb_backward(t64, l64), s2 = nb_backward(t32, l32);
+        double worst = s1 || s2 ? INFINITY : fabs(nb_get(l32, 0) - nb_get(l64, 0)) / fabs(nb_get(l64, 0));
+        int at = -1;
+        for (int i = step; i < 13 && !s1 && !s2; i++) {
+            const double e = rel_err(p32[i]->grad, p64[i]->grad);
+            if (e > worst) worst = e, at = i;
+        }
+        ok(worst < 2e-5, "a chain of f32 convolutions (blocked copies between them) equals the f64 loops, "
+           "step %d: loss and gradients within %.1e (worst: %s) %s%s", step + 1, worst,
+           at < 0 ? "the loss" : at == 0 ? "the input" : "a parameter", nb_tape_error(t64), nb_tape_error(t32));
+    }
+    nb_tape_free(t64);
+    nb_tape_free(t32);
+}
+
 /* The largest gap between y = x·wᵀ + b (through a ReLU when relu) and plain loops in double, and,
  * when u (y's upstream gradient) is given, between the gradients of x (if it has one), w and b
  * and theirs. */
@@ -659,6 +717,7 @@ int main(void)
     test_conv_vs_reference();
     test_conv_twice();
     test_conv_relu_fused();
+    test_conv_chain();
     test_linear_relu_fused();
     test_linear_vs_reference();
     test_linear_blocks();
