@@ -192,7 +192,7 @@ typedef struct exec_out {
 
 /* ---- blocked copies ------------------------------------------------------------------------
  * A convolution's output leaves its primitive in oneDNN's blocked layout and is reordered to the
- * caller's NCHW, and the next convolution reorders it back (conv VQ-VAE, 1 thread: 19 reorders
+ * caller's NCHW, and the next convolution reorders it back (conv VQ-VAE, 1 thread: 20 reorders
  * a step, a quarter of its convolutions' time). A step keeps the blocked buffer of each f32
  * convolution's output, and of an input gradient its backward wrote, found by the NCHW data: a
  * convolution reading that tensor in the same layout skips its reorder. An op's output is never
