@@ -67,7 +67,8 @@ typedef struct dnn_arg {
     dnnl_primitive_t reorder;  /* user→prim for inputs, prim→user for outputs; or NULL */
     dnnl_primitive_t put;      /* ARG_OUT_ACC: prim→user without the sum, for a first write */
     size_t bytes;              /* of a separate prim buffer */
-    int unblock;               /* an output from channels blocked by 16 or 8 to plain NCHW: 16, 8, or 0 */
+    int blk;                   /* an output whose prim layout blocks channels by 16 or 8 and whose
+                                * user layout is NCHW: that block (unblock() copies it out); else 0 */
 } dnn_arg;
 
 /* Outputs either overwrite the caller's buffer or, for gradients, add into it: the primitive
@@ -94,11 +95,11 @@ static dnnl_status_t arg_init(dnn_arg *a, const dnnl_memory_desc_t *user_md,
     if ((st = dnnl_memory_create(&a->prim, prim_md, engine, DNNL_MEMORY_NONE))) return st;
     a->bytes = dnnl_memory_desc_get_size(prim_md);
     dnnl_memory_desc_t m;
-    for (int i = 0; i < 2 && mode != ARG_IN && user_md->ndims == 4 && !a->unblock; i++) {
+    for (int i = 0; i < 2 && mode != ARG_IN && user_md->ndims == 4 && !a->blk; i++) {
         dnnl_memory_desc_init_by_tag(&m, 4, user_md->dims, dnnl_f32, i ? dnnl_nChw8c : dnnl_nChw16c);
         if (dnnl_memory_desc_equal(&m, prim_md)) {
             dnnl_memory_desc_init_by_tag(&m, 4, user_md->dims, dnnl_f32, dnnl_nchw);
-            a->unblock = dnnl_memory_desc_equal(&m, user_md) ? (i ? 8 : 16) : 0;
+            a->blk = dnnl_memory_desc_equal(&m, user_md) ? (i ? 8 : 16) : 0;
         }
     }
     dnnl_primitive_attr_t attr = NULL;
@@ -145,13 +146,13 @@ static void unblock(float *dst, const float *src, const dnnl_dims_t dims, int bl
 /* output: 0 for an input (user→prim), 1 for an output, 2 for an ACC output written first */
 static dnnl_status_t run_reorder(dnn_arg *a, int output)
 {
-    if (a->unblock && (output == 2 || (output == 1 && !a->put))) {
+    if (a->blk && (output == 2 || (output == 1 && !a->put))) {
         void *from = NULL, *to = NULL;
         const dnnl_memory_desc_t *md = NULL;
         dnnl_status_t st = dnnl_memory_get_data_handle(a->prim, &from);
         if (!st) st = dnnl_memory_get_data_handle(a->user, &to);
         if (!st) st = dnnl_memory_get_memory_desc(a->user, &md);
-        if (!st) unblock(to, from, md->dims, a->unblock);
+        if (!st) unblock(to, from, md->dims, a->blk);
         return st;
     }
     dnnl_primitive_t r = output == 2 && a->put ? a->put : a->reorder;
@@ -578,27 +579,18 @@ static void bias_relu(nb_tensor *y, const nb_tensor *b, int relu)
     }
 }
 
-/* bias_relu on a primitive's output in oneDNN's layout md, before its reorder to NCHW: 1 when
- * md is plain or blocked by 8 or 16 channels (their padding stays zero), 0 when not done. */
-static int bias_relu_prim(float *y, const dnnl_memory_desc_t *md, const nb_tensor *b, int relu)
+/* bias_relu on a primitive's output y (dims) with its channels blocked by blk, before it is
+ * copied out to NCHW; the padding channels stay 0. */
+static void bias_relu_blocked(float *y, const dnnl_dims_t dims, int blk, const nb_tensor *b, int relu)
 {
-    const int64_t N = md->dims[0], O = md->dims[1], HW = md->dims[2] * md->dims[3];
+    const int64_t N = dims[0], O = dims[1], HW = dims[2] * dims[3], CB = (O + blk - 1) / blk;
     const float *bias = b ? b->data : NULL;
-    dnnl_memory_desc_t m;
-    int blk = 0;
-    for (int i = 0; i < 3 && !blk; i++) {
-        const dnnl_format_tag_t tag[3] = {dnnl_nchw, dnnl_nChw16c, dnnl_nChw8c};
-        dnnl_memory_desc_init_by_tag(&m, 4, md->dims, dnnl_f32, tag[i]);
-        if (dnnl_memory_desc_equal(&m, md)) blk = i == 0 ? 1 : i == 1 ? 16 : 8;
-    }
-    if (!blk) return 0;
-    const int64_t CB = (O + blk - 1) / blk;
 #pragma omp parallel for schedule(static) if (N * CB * HW * blk > (1 << 16))
     for (int64_t i = 0; i < N * CB; i++) {
         float bv[16] = {0}, *p = y + i * HW * blk;
         for (int c = 0; c < blk; c++) {
             const int64_t ch = i % CB * blk + c;
-            bv[c] = bias && ch < O ? bias[ch] : 0; /* padding channels stay 0 */
+            bv[c] = bias && ch < O ? bias[ch] : 0;
         }
         for (int64_t j = 0; j < HW; j++, p += blk)
             for (int c = 0; c < blk; c++) {
@@ -606,7 +598,6 @@ static int bias_relu_prim(float *y, const dnnl_memory_desc_t *md, const nb_tenso
                 p[c] = relu && v < 0 ? 0 : v;
             }
     }
-    return 1;
 }
 
 static nb_status fwd_conv(nb_tape *tp, nb_node *n)
@@ -636,18 +627,19 @@ static nb_status fwd_conv(nb_tape *tp, nb_node *n)
      * -> 12.7 ms a step with the bias here, the same losses), on the primitive's output while it
      * is in cache and before its reorder when its layout allows */
     const int post = transposed && (b || aux->relu), blocked = c->f_dst.prim != c->f_dst.user;
-    const exec_out out = {DNNL_ARG_DST, &c->f_dst, y->data, blocked, 0, post && blocked};
+    const int on_prim = post && c->f_dst.blk; /* else on y, after the copy out */
+    const exec_out out = {DNNL_ARG_DST, &c->f_dst, y->data, blocked, 0, on_prim};
     dnnl_status_t st = execute(tp, c->fwd, c->f_scratch, 1, b && !transposed ? 3 : 2, in, 1, &out);
-    int kept = blocked && !st;
-    if (!st && out.defer) {
+    if (!st && on_prim) {
         void *buf = NULL;
-        if (!(st = dnnl_memory_get_data_handle(c->f_dst.prim, &buf)))
-            kept = bias_relu_prim(buf, prim_md_of(&c->f_dst), b, aux->relu);
-        if (!st && !(st = run_reorder(&c->f_dst, 1))) st = dnnl_stream_wait(stream);
+        if (!(st = dnnl_memory_get_data_handle(c->f_dst.prim, &buf))) {
+            bias_relu_blocked(buf, prim_md_of(&c->f_dst)->dims, c->f_dst.blk, b, aux->relu);
+            if (!(st = run_reorder(&c->f_dst, 1))) st = dnnl_stream_wait(stream);
+        }
     }
     if (st) return dnn_fail(tp, n, "forward", st);
-    if (post && !kept) bias_relu(y, b, aux->relu);
-    if (kept) blk_add(tp, gen, y->data, &c->f_dst);
+    if (post && !on_prim) bias_relu(y, b, aux->relu);
+    if (blocked && (!post || on_prim)) blk_add(tp, gen, y->data, &c->f_dst); /* the copy is y's */
     return NB_OK;
 }
 
